@@ -34,8 +34,7 @@ class SplitConfig:
     """How clips are divided into train / validation / test before anything else happens."""
 
     strategy: str = "speaker"  # "speaker" (actor-disjoint, stratified) or "random" (per clip, stratified)
-    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
-    seed: int = 0
+    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)  # train, validation, test
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +44,25 @@ class RecordsConfig:
     shard_size_mb: float = 150.0
     # "int16": peak-scaled 16-bit PCM plus a float scale per clip; "float32": exact.
     waveform_encoding: str = "int16"
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """One ``kser build-records`` run: where from, where to, and how."""
+
+    data_dir: str
+    output_dir: str
+    layout: str = "crema_d"
+    speaker_pattern: str | None = None
+    csv_path: str | None = None
+    seed: int = 0  # drives the split, the shard order and the per-clip noise
+    audio: AudioConfig = AudioConfig()
+    split: SplitConfig = SplitConfig()
+    records: RecordsConfig = RecordsConfig()
+    decoder: str = "auto"  # "auto": soundfile, then tensorflow-io if its kernels load; or "soundfile" / "tfio"
+    workers: int = 0  # 0: one per CPU core
+    strict: bool = False
+    overwrite: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The ``kser`` command line."""

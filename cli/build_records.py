@@ -1,0 +1,91 @@
+"""``kser build-records``: audio folder -> sharded TFRecords of prepared waveforms."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from kser.audio import DECODERS
+from kser.config import AudioConfig, BuildConfig, RecordsConfig, SplitConfig
+from kser.layouts import available_layouts
+from kser.records import ENCODINGS
+from kser.splits import STRATEGIES
+from cli.common import reports_errors
+
+_AUDIO, _SPLIT, _RECORDS = AudioConfig(), SplitConfig(), RecordsConfig()
+
+flags.DEFINE_string("data_dir", None, "Folder of audio files (searched recursively).", required=True)
+flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.", required=True)
+flags.DEFINE_enum("layout", "crema_d", available_layouts(), "How file names/folders map to labels and speakers.")
+flags.DEFINE_string("speaker_pattern", None, "folders layout: regex whose first group, searched in the file stem, is the speaker.")
+flags.DEFINE_string("csv", None, "csv layout: listing with header path,label[,speaker] (default DATA_DIR/labels.csv).")
+flags.DEFINE_enum("split", _SPLIT.strategy, list(STRATEGIES), "speaker: actor-disjoint and stratified; random: per clip, stratified (the study).")
+flags.DEFINE_list("split_fractions", [str(f) for f in _SPLIT.fractions], "train,validation,test fractions.")
+flags.DEFINE_integer("seed", 0, "Seed for the split, shard order and noise.")
+flags.DEFINE_integer("sample_rate", _AUDIO.sample_rate, "Target sample rate in Hz (files are resampled).")
+flags.DEFINE_float("clip_seconds", _AUDIO.clip_seconds, "Clips are padded with silence or trimmed to this length.")
+flags.DEFINE_boolean("normalize", _AUDIO.normalize, "Normalise each clip to zero mean and unit variance.")
+flags.DEFINE_float("noise_level", _AUDIO.noise_level, "Peak-relative Gaussian noise level; 0 writes clean audio.")
+flags.DEFINE_float("shard_size_mb", _RECORDS.shard_size_mb, "Target shard size in MB.")
+flags.DEFINE_enum("waveform_encoding", _RECORDS.waveform_encoding, list(ENCODINGS), "Stored sample format.")
+flags.DEFINE_enum("decoder", "auto", list(DECODERS), "auto: soundfile, then tensorflow-io when its kernels load.")
+flags.DEFINE_integer("workers", 0, "Decoding processes; 0 = one per CPU core.")
+flags.DEFINE_boolean("strict", False, "Fail on the first file that cannot be used instead of skipping it.")
+flags.DEFINE_boolean("overwrite", False, "Replace an existing build with a different configuration.")
+
+FLAGS = flags.FLAGS
+
+
+def config_from_flags() -> BuildConfig:
+    try:
+        fractions = tuple(float(f) for f in FLAGS.split_fractions)
+    except ValueError:
+        fractions = ()
+    return BuildConfig(
+        data_dir=FLAGS.data_dir,
+        output_dir=FLAGS.output_dir,
+        layout=FLAGS.layout,
+        speaker_pattern=FLAGS.speaker_pattern,
+        csv_path=FLAGS.csv,
+        seed=FLAGS.seed,
+        audio=AudioConfig(
+            sample_rate=FLAGS.sample_rate,
+            clip_seconds=FLAGS.clip_seconds,
+            normalize=FLAGS.normalize,
+            noise_level=FLAGS.noise_level,
+        ),
+        split=SplitConfig(strategy=FLAGS.split, fractions=fractions),
+        records=RecordsConfig(shard_size_mb=FLAGS.shard_size_mb, waveform_encoding=FLAGS.waveform_encoding),
+        decoder=FLAGS.decoder,
+        workers=FLAGS.workers,
+        strict=FLAGS.strict,
+        overwrite=FLAGS.overwrite,
+    )
+
+
+def summary(result) -> str:
+    manifest = result.manifest
+    lines = [
+        f"records in {result.output_dir}: {result.shards_written} shard(s) written, {result.shards_reused} reused",
+    ]
+    for split, info in manifest["splits"].items():
+        counts = " ".join(f"{label}={n}" for label, n in info["class_counts"].items())
+        lines.append(f"  {split:<10} {info['clips']:>6} clips  {len(info['speakers']):>4} speakers  {len(info['shards'])} shard(s)  {counts}")
+    skipped = manifest["skipped"]
+    if skipped:
+        lines.append(f"skipped {len(skipped)} file(s):")
+        lines += [f"  {s['path']}: {s['reason']}" for s in skipped[:20]]
+        if len(skipped) > 20:
+            lines.append(f"  ... and {len(skipped) - 20} more (see manifest.json)")
+    if manifest["silent_clips"]:
+        lines.append(f"{len(manifest['silent_clips'])} silent clip(s) kept as all-zero audio (see manifest.json)")
+    if result.clips_processed:
+        lines.append(f"{result.clips_processed} clips in {result.seconds:.1f} s ({result.clips_per_second:.1f} clips/s)")
+    return "\n".join(lines)
+
+
+@reports_errors
+def main(argv: list[str]) -> None:
+    from tfrecords_builder import build_records
+
+    result = build_records(config_from_flags())
+    print(summary(result))

@@ -1,0 +1,48 @@
+"""``kser COMMAND [--flags]``: one console script, one absl module per command.
+
+Only the chosen command's module is imported, so each command's ``--help`` lists its own
+flags and ``kser demo-data`` never pays for importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo-data": ("cli.demo_data", "write the small synthetic demo data set (CREMA-D layout)"),
+    "build-records": ("cli.build_records", "audio folder -> sharded TFRecords of prepared waveforms"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: kser COMMAND [--flags]   (kser COMMAND --help for a command's flags)", "", "commands:"]
+    lines += [f"  {name:<15} {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point of the ``kser`` console script."""
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(_usage())
+        sys.exit(0 if len(argv) >= 2 else 2)
+    command = argv[1]
+    if command not in COMMANDS:
+        print(f"kser: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        sys.exit(2)
+    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise on a command line.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    module = importlib.import_module(COMMANDS[command][0])
+    from absl import app, flags
+
+    if any(arg in ("-h", "--help", "-help", "--helpshort") for arg in argv[2:]):
+        print(f"usage: kser {command} [--flags]\n\n{(module.__doc__ or '').strip()}\n")
+        print(flags.FLAGS.module_help(module))
+        sys.exit(0)
+    app.run(module.main, argv=[f"kser {command}"] + argv[2:])
+
+
+if __name__ == "__main__":
+    run()

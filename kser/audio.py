@@ -1,0 +1,116 @@
+"""Reading audio files into float32 mono at the target rate, with one-line reasons on failure.
+
+soundfile (libsndfile) decodes WAV, FLAC, OGG/Vorbis, Opus, MP3 and more without TensorFlow,
+so the record builder's worker processes stay light. When tensorflow-io's kernels load
+(``kser[tfio]`` on a TensorFlow it supports), it is used for files soundfile cannot read and
+for resampling; ``decoder="tfio"`` forces it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from kser.errors import KserError, SkipClip
+from kser.quiet import tensorflow
+from kser.tfio_support import load_tfio
+
+DECODERS = ("auto", "soundfile", "tfio")
+
+
+def read_audio(path: str, sample_rate: int, decoder: str = "auto") -> tuple[np.ndarray, int]:
+    """Decode ``path`` to float32 mono at ``sample_rate``; returns (samples, source rate).
+
+    Raises SkipClip with the reason when the file is empty, unreadable, not audio, has no
+    samples or holds NaN/inf.
+    """
+    if decoder not in DECODERS:
+        raise KserError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+    try:
+        size = os.path.getsize(path)
+    except OSError as error:
+        raise SkipClip(f"cannot open file: {error.strerror or error}") from None
+    if size == 0:
+        raise SkipClip("empty file (0 bytes)")
+
+    if decoder == "tfio":
+        if load_tfio() is None:
+            raise KserError("decoder 'tfio' asked for, but tensorflow-io's kernels do not load here (pip install 'kser[tfio]')")
+        samples, source_rate = _decode_tfio(path)
+    else:
+        try:
+            samples, source_rate = _decode_soundfile(path)
+        except SkipClip:
+            if decoder == "soundfile" or load_tfio() is None:
+                raise
+            samples, source_rate = _decode_tfio(path)
+
+    if samples.shape[0] == 0:
+        raise SkipClip("no audio samples (zero length)")
+    if not np.all(np.isfinite(samples)):
+        raise SkipClip("audio contains NaN or infinite samples")
+    mono = samples.mean(axis=1, dtype=np.float64).astype(np.float32) if samples.shape[1] > 1 else samples[:, 0]
+    if source_rate != sample_rate:
+        use_tfio = decoder != "soundfile" and load_tfio() is not None
+        mono = resample(mono, source_rate, sample_rate, use_tfio=use_tfio)
+    return mono, source_rate
+
+
+def _decode_soundfile(path: str) -> tuple[np.ndarray, int]:
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except soundfile.LibsndfileError as error:
+        raise SkipClip(f"not a readable audio file ({error.error_string})") from None
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise SkipClip(f"not a readable audio file ({error})") from None
+    return samples, int(rate)
+
+
+def _decode_tfio(path: str) -> tuple[np.ndarray, int]:
+    tfio = load_tfio()
+    try:
+        audio = tfio.audio.AudioIOTensor(path, dtype=None)
+        rate = int(audio.rate.numpy())
+        samples = audio.to_tensor().numpy()
+    except Exception as error:  # tensorflow-io raises a zoo of TF errors for bad files
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SkipClip(f"not a readable audio file (tensorflow-io: {message})") from None
+    samples = _to_float(samples)
+    return (samples[:, None] if samples.ndim == 1 else samples), rate
+
+
+def _to_float(samples: np.ndarray) -> np.ndarray:
+    """Integer PCM to float32 in [-1, 1), as soundfile returns it."""
+    if np.issubdtype(samples.dtype, np.integer):
+        return samples.astype(np.float32) / float(-np.iinfo(samples.dtype).min)
+    return samples.astype(np.float32)
+
+
+def resample(samples: np.ndarray, source_rate: int, target_rate: int, use_tfio: bool = False) -> np.ndarray:
+    """Band-limited resampling of a mono float32 clip.
+
+    Without tensorflow-io this is exact FFT resampling (the clip is treated as one period, so
+    a few milliseconds at each edge can ring slightly); with it, tensorflow-io's polyphase
+    resampler runs in the TensorFlow graph.
+    """
+    if source_rate == target_rate:
+        return samples.astype(np.float32, copy=False)
+    if source_rate <= 0 or target_rate <= 0:
+        raise SkipClip(f"invalid sample rate {source_rate} Hz")
+    out_length = int(round(samples.shape[0] * target_rate / source_rate))
+    if out_length == 0:
+        raise SkipClip("no audio samples left after resampling (clip too short)")
+    if use_tfio:
+        tfio = load_tfio()
+        tensor = tfio.audio.resample(tensorflow().constant(samples[:, None]), rate_in=source_rate, rate_out=target_rate)
+        return tensor.numpy()[:, 0].astype(np.float32)
+    spectrum = np.fft.rfft(samples.astype(np.float64))
+    kept = min(spectrum.shape[0], out_length // 2 + 1)
+    resized = np.zeros(out_length // 2 + 1, dtype=np.complex128)
+    resized[:kept] = spectrum[:kept]
+    if out_length % 2 == 0 and kept == out_length // 2 + 1 and out_length < samples.shape[0]:
+        resized[-1] = resized[-1].real  # a Nyquist bin must be real
+    return (np.fft.irfft(resized, n=out_length) * (out_length / samples.shape[0])).astype(np.float32)

@@ -1,0 +1,32 @@
+"""kser: Keras-native speech emotion recognition."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+VERSION = re.search(r'__version__ = "([^"]+)"', Path("kser/__init__.py").read_text()).group(1)
+
+setup(
+    name="kser",
+    version=VERSION,
+    description="Keras-native speech emotion recognition: records, in-graph features, models, training, export",
+    long_description=Path("README.md").read_text(encoding="utf-8") if Path("README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kser", "kser.*", "tfrecords_builder", "tfrecords_builder.*", "cli", "cli.*"]),
+    install_requires=[
+        # tensorflow-cpu satisfies TensorFlow too; `make` installs the pinned set in requirements/.
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "numpy>=1.26",
+        "absl-py>=2.0",
+        "tensorboard>=2.16",
+        "soundfile>=0.12",
+    ],
+    extras_require={
+        "tfio": ["tensorflow-io>=0.37"],
+        "test": ["pytest>=8", "librosa>=0.10"],
+    },
+    entry_points={"console_scripts": ["kser=cli.main:run"]},
+)

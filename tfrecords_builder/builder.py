@@ -1,0 +1,182 @@
+"""``kser build-records``: scan, split, then write prepared waveforms to sharded TFRecords.
+
+Clips are decoded and prepared in parallel worker processes; the parent writes each shard
+under a temporary name, records a receipt, and renames it into place, so a killed build
+leaves only complete shards and a rerun of the same command resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+from kser import layouts
+from kser.atomic import commit, temp_path_for, write_json
+from kser.audio import DECODERS
+from kser.config import BuildConfig
+from kser.errors import KserError
+from kser.progress import Progress
+from kser.quiet import tensorflow
+from kser.records import ENCODINGS, make_example
+from kser.splits import split_clips
+from tfrecords_builder import state
+from tfrecords_builder.manifest import make_manifest
+from tfrecords_builder.plan import ShardPlan, plan_shards
+from tfrecords_builder.worker import ClipResult, ClipTask, process_clip
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+    output_dir: Path
+    manifest: dict[str, Any]
+    shards_written: int
+    shards_reused: int
+    clips_processed: int
+    seconds: float
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.clips_processed / self.seconds if self.seconds > 0 else 0.0
+
+
+def _validate(config: BuildConfig) -> None:
+    if config.records.waveform_encoding not in ENCODINGS:
+        raise KserError(f"unknown waveform encoding {config.records.waveform_encoding!r}; choose one of {', '.join(ENCODINGS)}")
+    if config.decoder not in DECODERS:
+        raise KserError(f"unknown decoder {config.decoder!r}; choose one of {', '.join(DECODERS)}")
+    if config.audio.sample_rate <= 0 or config.audio.clip_seconds <= 0:
+        raise KserError("sample rate and clip length must be positive")
+    if config.audio.noise_level < 0:
+        raise KserError(f"noise level must be >= 0, got {config.audio.noise_level}")
+    if config.records.shard_size_mb <= 0:
+        raise KserError(f"shard size must be positive, got {config.records.shard_size_mb} MB")
+
+
+def build_records(config: BuildConfig, progress_stream: TextIO | None = None) -> BuildResult:
+    """Run (or resume) a build; returns its manifest. Raises KserError for unusable input."""
+    started = time.monotonic()
+    _validate(config)
+    scan = layouts.scan(
+        config.data_dir, config.layout, layouts.LayoutOptions(config.speaker_pattern, config.csv_path)
+    )
+    if config.strict and scan.skipped:
+        first = scan.skipped[0]
+        raise KserError(f"--strict: {len(scan.skipped)} file(s) cannot be used; first: {first.path}: {first.reason}")
+    splits = split_clips(scan.clips, config.split, config.seed)
+    plans = plan_shards(splits, config)
+    output = Path(config.output_dir)
+    expected = state.fingerprint(config, scan.clips)
+    state.prepare_output_dir(output, expected, config.overwrite)
+
+    receipts = {plan.name: receipt for plan in plans if (receipt := state.load_receipt(output, plan.name))}
+    pending = [plan for plan in plans if plan.name not in receipts]
+    label_index = {label: i for i, label in enumerate(scan.label_names)}
+    clip_count = sum(len(plan.clips) for plan in pending)
+    if pending:
+        progress = Progress(clip_count, "build-records", stream=progress_stream or sys.stderr)
+        try:
+            with contextlib.closing(_prepared_clips(pending, config)) as results:
+                for plan in pending:
+                    receipts[plan.name] = _write_shard(output, plan, results, label_index, config, progress)
+        finally:
+            progress.close()
+
+    manifest = make_manifest(config, scan, plans, receipts, expected)
+    write_json(output / state.MANIFEST, manifest)
+    return BuildResult(output, manifest, len(pending), len(plans) - len(pending), clip_count, time.monotonic() - started)
+
+
+def _worker_count(config: BuildConfig) -> int:
+    return config.workers if config.workers > 0 else (os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _pool(workers: int) -> Iterator[Any]:
+    """Spawned (not forked) workers: the parent may already hold TensorFlow's threads."""
+    pool = multiprocessing.get_context("spawn").Pool(workers)
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _prepared_clips(plans: list[ShardPlan], config: BuildConfig) -> Iterator[ClipResult]:
+    """Results in plan order, computed in parallel when more than one worker is asked for."""
+    tasks = (
+        ClipTask(clip, config.audio, config.records.waveform_encoding, config.decoder, config.seed)
+        for plan in plans
+        for clip in plan.clips
+    )
+    workers = _worker_count(config)
+    if workers == 1:
+        yield from map(process_clip, tasks)
+        return
+    with _pool(workers) as pool:
+        yield from pool.imap(process_clip, tasks, chunksize=4)
+
+
+def _write_shard(
+    output: Path,
+    plan: ShardPlan,
+    results: Iterator[ClipResult],
+    label_index: dict[str, int],
+    config: BuildConfig,
+    progress: Progress,
+) -> state.Receipt:
+    tf = tensorflow()
+
+    final = output / plan.name
+    temp = temp_path_for(final)
+    class_counts: collections.Counter[str] = collections.Counter()
+    speakers: set[str] = set()
+    skipped: list[dict[str, str]] = []
+    silent: list[str] = []
+    try:
+        with tf.io.TFRecordWriter(str(temp)) as writer:
+            for _ in plan.clips:
+                result = next(results)
+                progress.update()
+                if result.skip_reason is not None:
+                    if config.strict:
+                        raise KserError(f"--strict: {result.clip.path}: {result.skip_reason}")
+                    print(f"skipped {result.clip.path}: {result.skip_reason}", file=progress.stream)
+                    skipped.append({"path": result.clip.path, "reason": result.skip_reason})
+                    continue
+                writer.write(
+                    make_example(
+                        waveform=result.waveform,
+                        scale=result.scale,
+                        label=label_index[result.clip.label],
+                        speaker=result.clip.speaker,
+                        clip_id=result.clip.clip_id,
+                        sample_rate=config.audio.sample_rate,
+                        source_samples=result.source_samples,
+                    )
+                )
+                class_counts[result.clip.label] += 1
+                speakers.add(result.clip.speaker)
+                if result.silent:
+                    silent.append(result.clip.path)
+        receipt = state.Receipt(
+            name=plan.name,
+            records=sum(class_counts.values()),
+            bytes=temp.stat().st_size,
+            sha256=state.file_sha256(temp),
+            class_counts=dict(sorted(class_counts.items())),
+            speakers=sorted(speakers),
+            skipped=skipped,
+            silent=silent,
+        )
+        state.save_receipt(output, receipt)
+        commit(temp, final)
+        return receipt
+    finally:
+        temp.unlink(missing_ok=True)

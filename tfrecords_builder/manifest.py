@@ -1,0 +1,61 @@
+"""manifest.json: everything a reader needs to trust and reproduce a records directory."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any
+
+import kser
+from kser.config import BuildConfig
+from kser.layouts import Scan
+from kser.splits import SPLITS
+from tfrecords_builder.plan import ShardPlan
+from tfrecords_builder.state import Receipt
+
+WAVEFORM_ERROR = {
+    "int16": "peak-scaled 16-bit PCM: |stored - prepared| <= scale/2 = peak/65534 per sample (about -96 dB re the clip's peak)",
+    "float32": "exact float32",
+}
+
+
+def make_manifest(
+    config: BuildConfig, scan: Scan, plans: list[ShardPlan], receipts: dict[str, Receipt], fingerprint: dict[str, Any]
+) -> dict[str, Any]:
+    splits: dict[str, Any] = {}
+    skipped = [{"path": s.path, "reason": s.reason} for s in scan.skipped]
+    silent: list[str] = []
+    for split in SPLITS:
+        shards = [receipts[plan.name] for plan in plans if plan.split == split]
+        class_counts: collections.Counter[str] = collections.Counter()
+        speakers: set[str] = set()
+        for receipt in shards:
+            class_counts.update(receipt.class_counts)
+            speakers.update(receipt.speakers)
+            skipped.extend(receipt.skipped)
+            silent.extend(receipt.silent)
+        splits[split] = {
+            "clips": sum(r.records for r in shards),
+            "class_counts": {label: class_counts.get(label, 0) for label in scan.label_names},
+            "speakers": sorted(speakers),
+            "shards": [{"name": r.name, "records": r.records, "bytes": r.bytes, "sha256": r.sha256} for r in shards],
+        }
+    return {
+        "kser_version": kser.__version__,
+        "data_dir": str(Path(config.data_dir).resolve()),
+        "layout": config.layout,
+        "seed": config.seed,
+        "config": fingerprint["config"],
+        "inputs_sha256": fingerprint["inputs_sha256"],
+        "label_names": list(scan.label_names),
+        "waveform": {
+            "encoding": config.records.waveform_encoding,
+            "error": WAVEFORM_ERROR[config.records.waveform_encoding],
+            "sample_rate": config.audio.sample_rate,
+            "samples": config.audio.clip_samples,
+        },
+        "splits": splits,
+        "total_clips": sum(s["clips"] for s in splits.values()),
+        "skipped": sorted(skipped, key=lambda s: s["path"]),
+        "silent_clips": sorted(silent),
+    }

@@ -1,0 +1,126 @@
+"""What makes a build resumable: its fingerprint and one receipt per finished shard.
+
+The fingerprint covers everything that changes the output (configuration and the list of
+input clips); a rerun with the same fingerprint resumes, a different one is refused unless
+--overwrite. A receipt is written just before its shard is renamed into place, and a shard
+counts as done only if its receipt's size and SHA-256 match the file on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import kser
+from kser import atomic
+from kser.config import BuildConfig, to_dict
+from kser.errors import KserError
+from kser.layouts import ClipSource
+from kser.records import SHARD_SUFFIX
+
+STATE_DIR = ".kser-build"
+MANIFEST = "manifest.json"
+_FINGERPRINT = "fingerprint.json"
+# Fields that do not change what is written.
+_NOT_FINGERPRINTED = ("data_dir", "output_dir", "workers", "strict", "overwrite")
+
+
+def fingerprint(config: BuildConfig, clips: list[ClipSource]) -> dict[str, Any]:
+    settings = {k: v for k, v in to_dict(config).items() if k not in _NOT_FINGERPRINTED}
+    listing = hashlib.sha256()
+    for clip in sorted(clips, key=lambda c: c.clip_id):
+        size = Path(clip.path).stat().st_size if Path(clip.path).exists() else -1
+        listing.update(json.dumps([clip.clip_id, clip.label, clip.speaker, size]).encode())
+    payload = {"config": settings, "inputs_sha256": listing.hexdigest(), "kser_version": kser.__version__}
+    return json.loads(json.dumps(payload))  # JSON-normal form (tuples -> lists), as stored on disk
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new))
+    found = []
+    for key in keys:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found.extend(_differences(a, b, f"{prefix}{key}."))
+        elif a != b:
+            found.append(f"{prefix}{key}")
+    return found
+
+
+def _own_files(output: Path) -> list[Path]:
+    return [p for p in output.iterdir() if p.name == MANIFEST or p.name == STATE_DIR or p.suffix == SHARD_SUFFIX]
+
+
+def prepare_output_dir(output: Path, expected: dict[str, Any], overwrite: bool) -> bool:
+    """Make ``output`` ready; True when an earlier build with the same fingerprint is resumed."""
+    if output.exists() and not output.is_dir():
+        raise KserError(f"output directory {output} exists and is not a directory")
+    output.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temps(output)
+    state = output / STATE_DIR / _FINGERPRINT
+    previous = json.loads(state.read_text()) if state.is_file() else None
+    if previous == expected:
+        return True
+    if any(output.iterdir()):
+        if not overwrite:
+            if previous is not None:
+                what = "a build with a different configuration (differs in: " + ", ".join(_differences(previous, expected)) + ")"
+            else:
+                what = "files that are not from a kser build"
+            raise KserError(
+                f"output directory {output} is not empty: it holds {what}; pass --overwrite to replace it "
+                "or choose another --output_dir"
+            )
+        for path in _own_files(output):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    (output / STATE_DIR / "receipts").mkdir(parents=True, exist_ok=True)
+    atomic.write_json(state, expected)
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Receipt:
+    """What a finished shard holds."""
+
+    name: str
+    records: int
+    bytes: int
+    sha256: str
+    class_counts: dict[str, int]
+    speakers: list[str]
+    skipped: list[dict[str, str]]
+    silent: list[str]
+
+
+def _receipt_path(output: Path, shard: str) -> Path:
+    return output / STATE_DIR / "receipts" / f"{shard}.json"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_receipt(output: Path, receipt: Receipt) -> None:
+    atomic.write_json(_receipt_path(output, receipt.name), dataclasses.asdict(receipt))
+
+
+def load_receipt(output: Path, shard: str) -> Receipt | None:
+    """The shard's receipt if the shard on disk is exactly what it describes, else None."""
+    receipt_file, shard_file = _receipt_path(output, shard), output / shard
+    if not (receipt_file.is_file() and shard_file.is_file()):
+        return None
+    try:
+        receipt = Receipt(**json.loads(receipt_file.read_text()))
+    except (ValueError, TypeError):
+        return None
+    if shard_file.stat().st_size != receipt.bytes or file_sha256(shard_file) != receipt.sha256:
+        return None
+    return receipt
