@@ -58,7 +58,8 @@ def make_example(
         "sample_rate": _int(sample_rate),
         "source_samples": _int(source_samples),
     }
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature=features))
+    return example.SerializeToString(deterministic=True)  # map order would vary between processes
 
 
 def feature_spec() -> dict[str, Any]:

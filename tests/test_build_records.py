@@ -1,0 +1,180 @@
+"""End to end: audio folder -> shards + manifest, read back with TensorFlow."""
+
+import collections
+import json
+import re
+
+import numpy as np
+import pytest
+import soundfile
+
+from kser.config import AudioConfig, BuildConfig, CREMA_D_EMOTIONS, RecordsConfig, SplitConfig
+from kser.errors import KserError
+from kser.splits import SPLITS
+from tests.records_reader import manifest_without_paths, read_split
+from tests.synthetic import tone, write_crema_d
+from tfrecords_builder import build_records
+
+SHORT = AudioConfig(clip_seconds=0.5)
+
+
+def config_for(data_dir, output_dir, **overrides):
+    settings = dict(audio=SHORT, records=RecordsConfig(shard_size_mb=0.1), workers=1)
+    settings.update(overrides)
+    return BuildConfig(data_dir=str(data_dir), output_dir=str(output_dir), **settings)
+
+
+@pytest.fixture(scope="module")
+def crema(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crema")
+    write_crema_d(root / "data", actors=8)
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def built(crema, tmp_path_factory):
+    output = tmp_path_factory.mktemp("records")
+    result = build_records(config_for(crema, output, workers=2), progress_stream=open("/dev/null", "w"))
+    return result
+
+
+def test_records_match_manifest_counts_labels_and_speakers(built, crema):
+    manifest = built.manifest
+    assert manifest["label_names"] == list(CREMA_D_EMOTIONS)
+    assert manifest["total_clips"] == 8 * 2 * 6
+    seen_speakers = {}
+    for split in SPLITS:
+        rows = read_split(built.output_dir, split)
+        info = manifest["splits"][split]
+        assert len(rows) == info["clips"] == sum(s["records"] for s in info["shards"])
+        counts = collections.Counter(CREMA_D_EMOTIONS[row["label"]] for row in rows)
+        assert dict(counts) == {k: v for k, v in info["class_counts"].items() if v}
+        assert sorted({row["speaker"] for row in rows}) == info["speakers"]
+        seen_speakers[split] = set(info["speakers"])
+        for row in rows:
+            assert row["waveform"].shape == (8000,) and row["sample_rate"] == 16_000
+            label, speaker = CREMA_D_EMOTIONS[row["label"]], row["speaker"]
+            assert row["clip_id"].startswith(f"{speaker}_") and row["clip_id"].split("_")[2] == label
+    assert not seen_speakers["train"] & seen_speakers["test"]
+    assert not seen_speakers["train"] & seen_speakers["validation"]
+
+
+def test_shards_are_named_balanced_and_checksummed(built):
+    import hashlib
+
+    for split in SPLITS:
+        shards = built.manifest["splits"][split]["shards"]
+        count = len(shards)
+        for index, shard in enumerate(shards):
+            assert shard["name"] == f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+            data = (built.output_dir / shard["name"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == shard["sha256"] and len(data) == shard["bytes"]
+        sizes = [s["records"] for s in shards]
+        assert max(sizes) - min(sizes) <= 1
+    assert len(built.manifest["splits"]["train"]["shards"]) > 1
+
+
+def test_stored_waveform_equals_the_prepared_clip(built, crema):
+    from kser.audio import read_audio
+    from kser.waveform import clip_rng, prepare
+
+    row = read_split(built.output_dir, "test")[0]
+    samples, _ = read_audio(str(crema / f"{row['clip_id']}.wav"), 16_000)
+    expected = prepare(samples, SHORT, clip_rng(0, row["clip_id"])).samples
+    peak = float(np.max(np.abs(expected)))
+    assert float(np.max(np.abs(row["waveform"] - expected))) <= peak / 65534 * 1.01
+    assert row["source_samples"] == samples.size
+
+
+def test_manifest_records_configuration_and_version(built):
+    manifest = json.loads((built.output_dir / "manifest.json").read_text())
+    assert manifest["config"]["audio"]["noise_level"] == 0.035
+    assert manifest["config"]["split"]["strategy"] == "speaker"
+    assert manifest["seed"] == 0 and manifest["kser_version"]
+    assert manifest["waveform"]["encoding"] == "int16" and "65534" in manifest["waveform"]["error"]
+
+
+def test_worker_count_does_not_change_the_output(built, crema, tmp_path):
+    single = build_records(config_for(crema, tmp_path / "one", workers=1), progress_stream=open("/dev/null", "w"))
+    assert manifest_without_paths(single.output_dir) == manifest_without_paths(built.output_dir)
+
+
+def test_rerun_resumes_and_other_configuration_is_refused(crema, tmp_path):
+    devnull = open("/dev/null", "w")
+    first = build_records(config_for(crema, tmp_path), progress_stream=devnull)
+    again = build_records(config_for(crema, tmp_path), progress_stream=devnull)
+    assert again.shards_written == 0 and again.shards_reused == first.shards_written
+    assert again.manifest == first.manifest
+    with pytest.raises(KserError, match="differs in: config.audio.noise_level"):
+        build_records(config_for(crema, tmp_path, audio=AudioConfig(clip_seconds=0.5, noise_level=0.0)))
+    replaced = build_records(
+        config_for(crema, tmp_path, audio=AudioConfig(clip_seconds=0.5, noise_level=0.0), overwrite=True),
+        progress_stream=devnull,
+    )
+    assert replaced.manifest["config"]["audio"]["noise_level"] == 0.0
+    assert replaced.shards_reused == 0
+
+
+def test_foreign_files_in_output_dir_are_protected(crema, tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(KserError, match="not from a kser build"):
+        build_records(config_for(crema, tmp_path))
+    build_records(config_for(crema, tmp_path, overwrite=True), progress_stream=open("/dev/null", "w"))
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_bad_files_are_skipped_reported_and_the_rest_kept(tmp_path):
+    data = tmp_path / "data"
+    write_crema_d(data, actors=3, sentences=("DFA",))
+    (data / "1001_IEO_ANG_XX.wav").write_bytes(b"")
+    (data / "1002_IEO_ANG_XX.wav").write_bytes(b"garbage" * 50)
+    (data / "1003_IEO_XXX_XX.wav").write_bytes(b"garbage")
+    soundfile.write(data / "1003_IEO_SAD_XX.wav", np.zeros(0, dtype=np.float32), 16_000)
+    soundfile.write(data / "1002_IEO_NEU_XX.wav", np.zeros(4000, dtype=np.float32), 16_000)
+    result = build_records(config_for(data, tmp_path / "out"), progress_stream=open("/dev/null", "w"))
+    reasons = {re.sub(r".*/", "", s["path"]): s["reason"] for s in result.manifest["skipped"]}
+    assert reasons.keys() == {"1001_IEO_ANG_XX.wav", "1002_IEO_ANG_XX.wav", "1003_IEO_XXX_XX.wav", "1003_IEO_SAD_XX.wav"}
+    assert "empty file" in reasons["1001_IEO_ANG_XX.wav"]
+    assert "not a readable audio file" in reasons["1002_IEO_ANG_XX.wav"]
+    assert "unknown emotion" in reasons["1003_IEO_XXX_XX.wav"]
+    assert "zero length" in reasons["1003_IEO_SAD_XX.wav"]
+    assert result.manifest["total_clips"] == 3 * 6 + 1
+    assert [p.rsplit("/", 1)[-1] for p in result.manifest["silent_clips"]] == ["1002_IEO_NEU_XX.wav"]
+
+
+def test_strict_turns_a_skip_into_a_failure(tmp_path):
+    data = tmp_path / "data"
+    write_crema_d(data, actors=3, sentences=("DFA",))
+    (data / "1001_IEO_ANG_XX.wav").write_bytes(b"garbage" * 50)
+    with pytest.raises(KserError, match=r"--strict: .*1001_IEO_ANG_XX.wav: not a readable audio file"):
+        build_records(config_for(data, tmp_path / "out", strict=True), progress_stream=open("/dev/null", "w"))
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_random_split_and_other_layouts_build(tmp_path):
+    data = tmp_path / "data"
+    for label, frequency in (("calm", 200), ("angry", 400)):
+        (data / label).mkdir(parents=True)
+        for i in range(6):
+            soundfile.write(data / label / f"{label}{i}.flac", tone(0.3, frequency, seed=i), 22_050)
+    config = config_for(data, tmp_path / "out", layout="folders", split=SplitConfig(strategy="random"))
+    result = build_records(config, progress_stream=open("/dev/null", "w"))
+    assert result.manifest["label_names"] == ["angry", "calm"]
+    assert result.manifest["splits"]["train"]["class_counts"] == {"angry": 4, "calm": 4}
+    rows = read_split(result.output_dir, "train")
+    assert {row["speaker"] for row in rows} == {""}
+
+
+def test_noise_level_zero_and_float32_store_the_clean_clip_exactly(tmp_path):
+    from kser.waveform import normalize, pad_or_trim
+
+    data = tmp_path / "data"
+    write_crema_d(data, actors=3, sentences=("DFA",))
+    config = config_for(
+        data, tmp_path / "out", audio=AudioConfig(clip_seconds=0.5, noise_level=0.0), records=RecordsConfig(waveform_encoding="float32")
+    )
+    result = build_records(config, progress_stream=open("/dev/null", "w"))
+    row = read_split(result.output_dir, "train")[0]
+    samples, _ = soundfile.read(data / f"{row['clip_id']}.wav", dtype="float32")
+    np.testing.assert_array_equal(row["waveform"], pad_or_trim(normalize(samples)[0], 8000))

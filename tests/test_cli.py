@@ -1,0 +1,66 @@
+"""The command line gives one clear line for bad input, never a traceback."""
+
+import pytest
+
+from tests.cli_runner import run_kser
+from tests.synthetic import write_crema_d
+
+
+def assert_clean_error(result, *fragments):
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error_lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in error_lines[0]
+
+
+def test_missing_data_dir(tmp_path):
+    result = run_kser("build-records", f"--data_dir={tmp_path / 'nope'}", f"--output_dir={tmp_path / 'out'}")
+    assert_clean_error(result, "nope", "does not exist")
+
+
+def test_empty_data_dir(tmp_path):
+    (tmp_path / "data").mkdir()
+    result = run_kser("build-records", f"--data_dir={tmp_path / 'data'}", f"--output_dir={tmp_path / 'out'}")
+    assert_clean_error(result, "no usable audio files")
+
+
+def test_build_prints_a_summary_with_rate(tmp_path):
+    write_crema_d(tmp_path / "data", actors=3, sentences=("DFA",))
+    result = run_kser(
+        "build-records", f"--data_dir={tmp_path / 'data'}", f"--output_dir={tmp_path / 'out'}", "--clip_seconds=0.5"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "train" in result.stdout and "clips/s" in result.stdout
+    assert "oneDNN" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_refused_rerun_names_the_difference(tmp_path):
+    write_crema_d(tmp_path / "data", actors=3, sentences=("DFA",))
+    args = [f"--data_dir={tmp_path / 'data'}", f"--output_dir={tmp_path / 'out'}", "--clip_seconds=0.5"]
+    assert run_kser("build-records", *args).returncode == 0
+    result = run_kser("build-records", *args, "--seed=3")
+    assert_clean_error(result, "differs in: config.seed", "--overwrite")
+
+
+def test_help_and_unknown_command():
+    listing = run_kser("--help")
+    assert listing.returncode == 0 and "build-records" in listing.stdout
+    help_text = run_kser("build-records", "--help")
+    assert help_text.returncode == 0 and "--data_dir" in help_text.stdout and "--noise_level" in help_text.stdout
+    unknown = run_kser("build-recrods")
+    assert unknown.returncode == 2 and "unknown command" in unknown.stderr
+
+
+def test_importing_kser_is_quiet_and_does_not_load_tensorflow_io():
+    import subprocess
+    import sys
+
+    from tests.cli_runner import REPO, kser_env
+
+    code = "import sys, kser, kser.audio, kser.tfio_support, tfrecords_builder, cli.build_records; print('tensorflow_io' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=kser_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    assert result.stderr == ""
