@@ -1,0 +1,36 @@
+"""Model builders: ``kser.models.build(arch, num_classes, input_shape, **overrides)``.
+
+Every model maps [batch, frames, mel bands, 3] features (log-mel, delta, delta-delta; the feature
+front-end is not part of the model) to softmax class probabilities, uses only Keras layers and
+``keras.ops`` (so it runs on the TensorFlow and JAX backends), and saves to / loads from ``.keras``.
+
+Architectures: ``gru``, ``lstm``, ``lstm_ft`` and ``attn_pool`` reproduce the reference study;
+``small`` is a compact model for CPU demos. New ones register with ``@register("name")``.
+"""
+
+from kser.models.registry import (
+    DEFAULT_INPUT_SHAPE,
+    DEFAULT_NUM_CLASSES,
+    available_architectures,
+    build,
+    builder_options,
+    register,
+)
+from kser.models.layers import AttentionPooling
+from kser.models.flops import estimate_flops, estimate_macs
+
+# Imported for their @register side effect.
+from kser.models import small as _small  # noqa: F401,E402
+from kser.models import study as _study  # noqa: F401,E402
+
+__all__ = [
+    "AttentionPooling",
+    "DEFAULT_INPUT_SHAPE",
+    "DEFAULT_NUM_CLASSES",
+    "available_architectures",
+    "build",
+    "builder_options",
+    "estimate_flops",
+    "estimate_macs",
+    "register",
+]
