@@ -1,0 +1,397 @@
+"""Log-mel + delta + delta-delta features as a backend-agnostic Keras layer.
+
+The features reproduce this librosa recipe (the reference study's) to within 0.01 dB::
+
+    S  = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, win_length=400,
+                                        hop_length=160, window="hamming", center=True,
+                                        power=2.0, n_mels=64)   # pad_mode="constant"
+    L  = librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=None)
+    D1 = librosa.feature.delta(L)           # Savitzky-Golay, width 9, mode "interp"
+    D2 = librosa.feature.delta(L, order=2)  # savgol deriv=2, polyorder=2 (not delta of delta)
+    features = stack([L.T, D1.T, D2.T], axis=-1)[:300]   # [time, mel, 3]
+
+but run batched inside the model or the ``tf.data`` pipeline, on CPU or GPU, under the
+TensorFlow, JAX or PyTorch backend. ``call()`` uses only ``keras.ops``; every constant (the
+window, the mel filter bank, the Savitzky-Golay delta operators) is computed once in numpy
+and cached, so the layer has no weights and adds nothing to a model's parameter count.
+librosa and scipy are not imported here: they are only needed by the tests.
+
+How the computation is laid out (chosen by measurement on a 2-core CPU):
+
+* framing: the zero-padded signal is cut into hop-sized chunks and each frame is the
+  concatenation of a few consecutive chunks (no gather, no Python loop over frames); only the
+  ``win_length`` samples under the window are framed, and ``rfft(..., fft_length=n_fft)``
+  zero-pads them, which changes the phase but not the power of librosa's centred window;
+* power spectrum by ``keras.ops.rfft`` (about twice as fast on CPU as a DFT matmul, and
+  float32-accurate to far better than 0.01 dB), then one matmul with the mel filter bank;
+* deltas: the log-mel as a one-channel image ``[batch, frames, n_mels, 1]`` goes through one
+  ``width x 1`` convolution with three output channels (identity tap, centred delta filter,
+  centred delta-delta filter), which writes the ``[..., 3]`` layout directly; the first and
+  last ``width // 2`` frames, where Savitzky-Golay "interp" fits the edge window instead, come
+  from two tiny einsums. Deltas use all frames, as librosa does, and the cut to ``num_frames``
+  comes last (only the kept rows are computed). Measured 2-5x faster than a dense
+  ``[frames, frames]`` operator matmul, and the constants do not grow with the clip length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from kser.config import FeatureConfig
+
+_FEATURE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FeatureConfig))
+
+# Periodic generalized-cosine windows: w[n] = a - (1 - a) cos(2 pi n / N), as scipy's
+# get_window(name, N, fftbins=True).
+_COSINE_WINDOWS: dict[str, float] = {"hamming": 0.54, "hann": 0.5}
+_RECT_WINDOWS = frozenset({"boxcar", "rectangular", "ones", "rect"})
+
+
+# --------------------------------------------------------------------------- numpy constants
+
+
+def _check_config(config: FeatureConfig) -> None:
+    """Reject settings that librosa would reject too, with a clear message."""
+    if config.n_fft < 2 or config.hop_length < 1 or config.n_mels < 1:
+        raise ValueError(f"n_fft, hop_length and n_mels must be positive: {config}")
+    if not 1 <= config.win_length <= config.n_fft:
+        raise ValueError(
+            f"win_length must be in [1, n_fft={config.n_fft}], got {config.win_length}"
+        )
+    if config.delta_width < 3 or config.delta_width % 2 != 1:
+        raise ValueError(f"delta_width must be an odd integer >= 3, got {config.delta_width}")
+    fmax = config.sample_rate / 2 if config.fmax is None else config.fmax
+    if not 0 <= config.fmin < fmax:
+        raise ValueError(f"need 0 <= fmin < fmax, got fmin={config.fmin}, fmax={fmax}")
+    if config.amin <= 0:
+        raise ValueError(f"amin must be positive, got {config.amin}")
+    if config.num_frames is not None and config.num_frames < 1:
+        raise ValueError(f"num_frames must be positive or None, got {config.num_frames}")
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa ``htk=False``): linear below 1 kHz, log above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    linear = hz / f_sp
+    log = min_log_mel + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep
+    return np.where(hz >= min_log_hz, log, linear)
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    """Inverse of ``_hz_to_mel``."""
+    mels = np.asarray(mels, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    linear = f_sp * mels
+    log = min_log_hz * np.exp(logstep * (np.maximum(mels, min_log_mel) - min_log_mel))
+    return np.where(mels >= min_log_mel, log, linear)
+
+
+@functools.lru_cache(maxsize=32)
+def mel_filterbank(config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """The ``[n_fft // 2 + 1, n_mels]`` float32 mel filter bank (read-only, cached).
+
+    Equals ``librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax, htk=False, norm="slaney").T``:
+    triangles on Slaney's mel scale, each scaled to unit area (2 / bandwidth in Hz), so the
+    layer needs no librosa at run time.
+    """
+    _check_config(config)
+    fmax = config.sample_rate / 2 if config.fmax is None else float(config.fmax)
+    fft_freqs = np.fft.rfftfreq(config.n_fft, d=1.0 / config.sample_rate)
+    mel_edges = np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(fmax), config.n_mels + 2)
+    hz_edges = _mel_to_hz(mel_edges)
+    widths = np.diff(hz_edges)
+    ramps = hz_edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (hz_edges[2:] - hz_edges[:-2]))[:, None]
+    return _readonly(np.ascontiguousarray(weights.T.astype(np.float32)))
+
+
+@functools.lru_cache(maxsize=32)
+def analysis_window(config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """The ``[n_fft]`` float64 analysis window, as librosa's STFT applies it (read-only).
+
+    ``scipy.signal.get_window(window, win_length, fftbins=True)`` (periodic), zero-padded
+    on both sides to ``n_fft`` with the extra zero on the right, like ``librosa.util.pad_center``.
+    """
+    _check_config(config)
+    n = np.arange(config.win_length)
+    name = config.window.lower()
+    if name in _COSINE_WINDOWS:
+        a = _COSINE_WINDOWS[name]
+        window = a - (1.0 - a) * np.cos(2.0 * np.pi * n / config.win_length)
+    elif name in _RECT_WINDOWS:
+        window = np.ones(config.win_length)
+    else:
+        raise ValueError(
+            f"unsupported window {config.window!r}; use one of "
+            f"{sorted(set(_COSINE_WINDOWS) | _RECT_WINDOWS)}"
+        )
+    left = (config.n_fft - config.win_length) // 2
+    padded = np.zeros(config.n_fft)
+    padded[left : left + config.win_length] = window
+    return _readonly(padded)
+
+
+def _savgol_rows(width: int, polyorder: int, deriv: int, positions: np.ndarray) -> np.ndarray:
+    """Rows mapping ``width`` samples to their smoothed ``deriv``-th derivative at ``positions``.
+
+    Savitzky-Golay: a least-squares polynomial of degree ``polyorder`` fitted to the samples
+    at x = 0..width-1, differentiated ``deriv`` times and evaluated at each position (in
+    sample units): ``[len(positions), width]``.
+    """
+    x = np.arange(width, dtype=np.float64)
+    fit = np.linalg.pinv(x[:, None] ** np.arange(polyorder + 1))  # samples -> coefficients
+    positions = np.asarray(positions, dtype=np.float64)
+    evaluate = np.zeros((len(positions), polyorder + 1))
+    for j in range(deriv, polyorder + 1):  # d^deriv/dx^deriv of x**j
+        evaluate[:, j] = math.factorial(j) // math.factorial(j - deriv) * positions ** (j - deriv)
+    return evaluate @ fit
+
+
+@functools.lru_cache(maxsize=16)
+def _delta_blocks(width: int, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``librosa.feature.delta``'s operator in three length-independent pieces.
+
+    Returns (head ``[width // 2, width]``, centre ``[width]``, tail ``[width // 2, width]``):
+    the first ``width // 2`` frames come from a degree-``order`` polynomial (librosa uses
+    ``polyorder = order``) fitted to the first ``width`` frames, interior frames from the
+    centred Savitzky-Golay filter, the last frames from a fit to the last ``width`` frames.
+    """
+    if width < 3 or width % 2 != 1:
+        raise ValueError(f"delta width must be an odd integer >= 3, got {width}")
+    if order < 1:
+        raise ValueError(f"delta order must be a positive integer, got {order}")
+    half = width // 2
+    head = _savgol_rows(width, order, order, np.arange(half))
+    centre = _savgol_rows(width, order, order, np.array([half]))[0]
+    tail = _savgol_rows(width, order, order, np.arange(width - half, width))
+    return _readonly(head), _readonly(centre), _readonly(tail)
+
+
+def delta_matrix(num_frames: int, width: int = 9, order: int = 1) -> np.ndarray:
+    """The dense ``[num_frames, num_frames]`` float64 operator of ``librosa.feature.delta``.
+
+    ``librosa.feature.delta(L, width, order)`` (mode ``"interp"``) over time equals
+    ``delta_matrix(T, width, order) @ L.T``. For reference and tests: the feature code uses
+    the banded pieces of ``_delta_blocks`` instead, whose size does not grow with the clip.
+    """
+    head, centre, tail = _delta_blocks(width, order)
+    if num_frames < width:
+        raise ValueError(
+            f"deltas of width {width} need at least {width} frames, got {num_frames} "
+            "(the waveform is too short)"
+        )
+    half = width // 2
+    op = np.zeros((num_frames, num_frames))
+    for t in range(half, num_frames - half):
+        op[t, t - half : t + half + 1] = centre
+    op[:half, :width] = head
+    op[num_frames - half :, num_frames - width :] = tail
+    return op
+
+
+def frame_count(num_samples: int, config: FeatureConfig = FeatureConfig()) -> int:
+    """STFT frames librosa computes for ``num_samples`` (before the ``num_frames`` cut)."""
+    if config.center:
+        return 1 + num_samples // config.hop_length
+    if num_samples < config.n_fft:
+        raise ValueError(
+            f"center=False needs at least n_fft={config.n_fft} samples, got {num_samples}"
+        )
+    return 1 + (num_samples - config.n_fft) // config.hop_length
+
+
+def output_frames(num_samples: int | None, config: FeatureConfig = FeatureConfig()) -> int | None:
+    """Frames in the output for a waveform of ``num_samples`` (None if unknown)."""
+    if num_samples is None:
+        return None
+    frames = frame_count(num_samples, config)
+    return frames if config.num_frames is None else min(frames, config.num_frames)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """Static shapes and float32 constants for one (config, waveform length)."""
+
+    frames: int  # STFT frames (all of them: the deltas need them)
+    kept: int  # frames in the output
+    pad_left: int  # zeros before the signal (negative: samples dropped)
+    chunks: int  # hop-sized chunks per frame
+    total: int  # padded length, (frames + chunks - 1) * hop_length
+    window: np.ndarray  # [win_length] float32
+    mel: np.ndarray  # [n_fft // 2 + 1, n_mels] float32
+    kernel: np.ndarray  # [delta_width, 1, 1, 3] float32: identity, delta, delta-delta taps
+    head: np.ndarray  # [delta_width // 2, delta_width, 3] float32: first frames from first window
+    tail: np.ndarray  # [delta_width // 2, delta_width, 3] float32: last frames from last window
+
+
+@functools.lru_cache(maxsize=32)
+def _plan(config: FeatureConfig, num_samples: int) -> _Plan:
+    _check_config(config)
+    frames = frame_count(num_samples, config)
+    kept = output_frames(num_samples, config)
+    assert kept is not None
+    # Frame t of librosa covers padded samples [t*hop, t*hop + n_fft); the window is non-zero
+    # only on [offset, offset + win_length) of it. Shift the signal so frame t starts at t*hop.
+    offset = (config.n_fft - config.win_length) // 2
+    pad_left = (config.n_fft // 2 if config.center else 0) - offset
+    chunks = -(-config.win_length // config.hop_length)
+    window = analysis_window(config)[offset : offset + config.win_length]
+    # The three output channels (log-mel itself, delta, delta-delta) as banded operators
+    # over time: convolution taps for interior frames, head/tail maps for the edge frames.
+    width, half = config.delta_width, config.delta_width // 2
+    if frames < width:
+        raise ValueError(
+            f"deltas of width {width} need at least {width} frames, got {frames} from "
+            f"{num_samples} samples (the waveform is too short)"
+        )
+    identity = np.eye(width)
+    head1, centre1, tail1 = _delta_blocks(width, 1)
+    head2, centre2, tail2 = _delta_blocks(width, 2)
+    head = np.stack([identity[:half], head1, head2], -1)  # [half, width, 3]
+    centre = np.stack([identity[half], centre1, centre2], -1)  # [width, 3]
+    tail = np.stack([identity[width - half :], tail1, tail2], -1)  # [half, width, 3]
+    return _Plan(
+        frames=frames,
+        kept=kept,
+        pad_left=pad_left,
+        chunks=chunks,
+        total=(frames + chunks - 1) * config.hop_length,
+        window=_readonly(window.astype(np.float32)),
+        mel=mel_filterbank(config),
+        kernel=_readonly(centre.astype(np.float32).reshape(width, 1, 1, 3)),
+        head=_readonly(head.astype(np.float32)),
+        tail=_readonly(tail.astype(np.float32)),
+    )
+
+
+# --------------------------------------------------------------------------- keras.ops graph
+
+
+def _static_length(waveforms: Any) -> int:
+    shape = tuple(waveforms.shape)
+    if len(shape) not in (1, 2):
+        raise ValueError(f"expected waveforms [samples] or [batch, samples], got shape {shape}")
+    if shape[-1] is None:
+        raise ValueError(
+            "log-mel deltas need a static waveform length (the frame count sizes the delta "
+            f"operators), got shape {shape}; fix the clip length, e.g. keras.Input((48000,))"
+        )
+    return int(shape[-1])
+
+
+def log_mel_deltas(waveforms: Any, config: FeatureConfig = FeatureConfig()) -> Any:
+    """Log-mel (dB), delta and delta-delta of float waveforms, stacked on the last axis.
+
+    ``waveforms``: ``[batch, samples]`` (or ``[samples]``) at ``config.sample_rate``, with a
+    static length. Returns float32 ``[batch, frames, n_mels, 3]`` (or ``[frames, n_mels, 3]``),
+    where ``frames = min(num_frames, 1 + samples // hop_length)``: 300 for 3 s at 16 kHz.
+    Uses only ``keras.ops``, so it runs under any Keras backend and inside ``tf.data``.
+    """
+    if not hasattr(waveforms, "shape"):
+        waveforms = np.asarray(waveforms, dtype=np.float32)
+    num_samples = _static_length(waveforms)
+    plan = _plan(config, num_samples)
+    hop = config.hop_length
+
+    x = ops.cast(waveforms, "float32")
+    unbatched = len(x.shape) == 1
+    if unbatched:
+        x = ops.expand_dims(x, 0)
+
+    # Align the signal so that frame t is x[t*hop : t*hop + win_length], then cut it into
+    # hop-sized chunks; frame t is chunks t .. t+chunks-1 laid end to end.
+    if plan.pad_left < 0:
+        x = x[:, -plan.pad_left :]
+    length = num_samples + plan.pad_left
+    x = ops.pad(x, [[0, 0], [max(plan.pad_left, 0), max(plan.total - length, 0)]])
+    x = x[:, : plan.total]
+    chunked = ops.reshape(x, (-1, plan.frames + plan.chunks - 1, hop))
+    frames = ops.concatenate(
+        [chunked[:, k : k + plan.frames] for k in range(plan.chunks)], axis=-1
+    )[..., : config.win_length]
+
+    real, imag = ops.rfft(ops.multiply(frames, plan.window), fft_length=config.n_fft)
+    power = ops.matmul(real * real + imag * imag, plan.mel)  # [batch, frames, n_mels]
+    log_mel = 10.0 * ops.log10(ops.maximum(power, config.amin))
+
+    # Output frame t < kept: head rows, then the valid convolution, then tail rows; only
+    # the parts that survive the cut to `kept` frames are computed.
+    width, half = config.delta_width, config.delta_width // 2
+    n_middle = min(plan.frames - 2 * half, plan.kept - half)
+    n_tail = plan.kept - (plan.frames - half)
+    parts = [ops.einsum("tsc,bsm->btmc", plan.head[: plan.kept], log_mel[:, :width])]
+    if n_middle > 0:
+        image = ops.expand_dims(log_mel[:, : n_middle + 2 * half], -1)  # [batch, time, mel, 1]
+        parts.append(ops.conv(image, plan.kernel, padding="valid"))
+    if n_tail > 0:
+        tail_rows = log_mel[:, plan.frames - width :]
+        parts.append(ops.einsum("tsc,bsm->btmc", plan.tail[:n_tail], tail_rows))
+    features = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
+    return features[0] if unbatched else features
+
+
+@keras.saving.register_keras_serializable(package="kser")
+class LogMelDeltas(keras.layers.Layer):
+    """Waveforms ``[batch, samples]`` -> features ``[batch, frames, n_mels, 3]``.
+
+    A weightless wrapper of ``log_mel_deltas`` so the feature front end can live inside a
+    saved ``.keras`` model (or run in ``tf.data``) and match the librosa recipe. Takes a
+    ``FeatureConfig`` and/or any of its fields as keyword arguments (fields override the
+    config). Computes in float32 whatever the global dtype policy, since float16 would break
+    the dB accuracy.
+    """
+
+    def __init__(self, config: FeatureConfig | None = None, **kwargs: Any) -> None:
+        overrides = {k: kwargs.pop(k) for k in _FEATURE_FIELDS if k in kwargs}
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.feature_config = dataclasses.replace(config or FeatureConfig(), **overrides)
+        _check_config(self.feature_config)
+        self.supports_masking = False
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        """Checks the length is static and builds the numpy constants once for it."""
+        if len(input_shape) not in (1, 2) or input_shape[-1] is None:
+            raise ValueError(
+                f"{self.__class__.__name__} needs waveforms [batch, samples] with a static "
+                f"number of samples (the frame count sizes its delta operators); got input "
+                f"shape {tuple(input_shape)}"
+            )
+        _plan(self.feature_config, int(input_shape[-1]))
+        self.built = True
+
+    def call(self, waveforms: Any) -> Any:
+        return log_mel_deltas(waveforms, self.feature_config)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (
+            *tuple(input_shape)[:-1],
+            output_frames(input_shape[-1], self.feature_config),
+            self.feature_config.n_mels,
+            3,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), **dataclasses.asdict(self.feature_config)}
