@@ -64,3 +64,17 @@ def test_importing_kser_is_quiet_and_does_not_load_tensorflow_io():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
     assert result.stderr == ""
+
+
+def test_demo_data_then_build_records(tmp_path):
+    made = run_kser("demo-data", f"--out={tmp_path / 'audio'}", "--actors=3", "--sentences=1")
+    assert made.returncode == 0, made.stderr
+    assert "18 synthetic clips" in made.stdout
+    built = run_kser("build-records", f"--data_dir={tmp_path / 'audio'}", f"--output_dir={tmp_path / 'records'}")
+    assert built.returncode == 0, built.stderr
+    assert "skipped" not in built.stdout
+
+
+def test_demo_data_bad_flags_are_one_line_errors(tmp_path):
+    assert_clean_error(run_kser("demo-data", f"--out={tmp_path}", "--sentences=40"), "sentences")
+    assert "SYNTHETIC" in run_kser("demo-data", "--help").stdout
