@@ -56,7 +56,7 @@ def add_peak_relative_noise(samples: np.ndarray, level: float, rng: np.random.Ge
     if level <= 0:
         return samples, 0.0
     amplitude = level * float(rng.uniform()) * max(float(np.max(samples)), 0.0)
-    noise = rng.standard_normal(samples.shape[0])
+    noise = rng.standard_normal(samples.shape[0], dtype=np.float32)
     return (samples + amplitude * noise).astype(np.float32), amplitude
 
 

@@ -120,7 +120,7 @@ def _prepared_clips(plans: list[ShardPlan], config: BuildConfig) -> Iterator[Cli
         yield from map(process_clip, tasks)
         return
     with _pool(workers) as pool:
-        yield from pool.imap(process_clip, tasks, chunksize=4)
+        yield from pool.imap(process_clip, tasks, chunksize=16)
 
 
 def _write_shard(
