@@ -23,10 +23,11 @@ setup(
         "absl-py>=2.0",
         "tensorboard>=2.16",
         "soundfile>=0.12",
+        "matplotlib>=3.7",
     ],
     extras_require={
         "tfio": ["tensorflow-io>=0.37"],
-        "test": ["pytest>=8", "librosa>=0.10"],
+        "test": ["pytest>=8", "librosa>=0.10", "scikit-learn>=1.3"],
     },
     entry_points={"console_scripts": ["kser=cli.main:run"]},
 )

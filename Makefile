@@ -1,0 +1,54 @@
+# kser: `make demo` runs the main job on synthetic demo data; `make test` runs the test suite.
+# Both create their own virtual environments, so they work on a fresh machine with Python >= 3.10.
+
+PYTHON    ?= python3
+VENV      ?= .venv
+VENV_TFIO ?= .venv-tfio
+DEMO_DIR  ?= demo
+PIP_FLAGS ?= -q --disable-pip-version-check
+PYTEST    ?= -q
+
+BIN      := $(VENV)/bin
+BIN_TFIO := $(VENV_TFIO)/bin
+# Tests of the parts that tensorflow-io can change: decoding, resampling and record building.
+TFIO_TESTS := tests/test_tfio.py tests/test_audio.py tests/test_build_records.py
+
+.PHONY: install install-tfio test test-main test-tfio demo bench clean
+
+$(BIN)/.installed: setup.py requirements/base.txt requirements/test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN)/pip install $(PIP_FLAGS) -r requirements/test.txt
+	$(BIN)/pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
+$(BIN_TFIO)/.installed: setup.py requirements/tfio.txt
+	$(PYTHON) -m venv $(VENV_TFIO)
+	$(BIN_TFIO)/pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN_TFIO)/pip install $(PIP_FLAGS) -r requirements/tfio.txt
+	$(BIN_TFIO)/pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+install-tfio: $(BIN_TFIO)/.installed
+
+test: test-main test-tfio
+
+test-main: install
+	$(BIN)/python -m pytest $(PYTEST) tests
+
+test-tfio: install-tfio
+	$(BIN_TFIO)/python -c "import kser.tfio_support as t, sys; sys.exit(0 if t.tfio_available() else 'tensorflow-io kernels failed to load in $(VENV_TFIO)')"
+	$(BIN_TFIO)/python -m pytest $(PYTEST) $(TFIO_TESTS)
+
+demo: install
+	$(BIN)/kser demo-data --out=$(DEMO_DIR)/audio
+	$(BIN)/kser build-records --data_dir=$(DEMO_DIR)/audio --output_dir=$(DEMO_DIR)/records
+	@echo "demo records: $(DEMO_DIR)/records (manifest.json lists splits, counts and shards)"
+
+bench: install
+	$(BIN)/python benchmarks/build_records.py --out=benchmarks/results
+
+clean:
+	rm -rf $(VENV) $(VENV_TFIO) $(DEMO_DIR) .pytest_cache build *.egg-info
