@@ -96,3 +96,85 @@ def from_dict(cls: type, values: Mapping[str, Any]) -> Any:
             value = values[field.name]
             kwargs[field.name] = tuple(value) if isinstance(value, list) else value
     return cls(**kwargs)
+
+
+AUGMENT_PITCH_METHODS: tuple[str, ...] = ("vocoder", "resample")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """On-the-fly training augmentation (the study's model 3), applied per clip and per epoch.
+
+    The strengths are the study's: peak-relative noise ``0.035 * U(0,1) * max(y)``, gain
+    ``U(-5, 5)`` dB, pitch ``U(-2, 2)`` semitones, SpecAugment with 2 frequency and 2 time
+    masks of width ``U{0..7}`` (the width bounds are exclusive) set to 0. The study appended
+    25% augmented copies once; here every clip is re-drawn every epoch instead, so each
+    augmentation fires with its own probability. Defaults: 0.5 for each waveform one (a clip
+    stays clean of all three 1/8 of the time, so the model still sees natural audio) and 1.0
+    for SpecAugment (cheap masks that act like dropout on the input; widths of 0 leave some
+    clips unmasked anyway). Note: records built with ``AudioConfig.noise_level > 0`` already
+    hold one fixed noise draw; the noise here adds a fresh one on top.
+    """
+
+    enabled: bool = True  # master switch: False turns every augmentation off
+    noise_prob: float = 0.5
+    noise_level: float = 0.035  # amplitude = noise_level * U(0, 1) * max(y)
+    gain_prob: float = 0.5
+    gain_db: float = 5.0  # gain ~ U(-gain_db, gain_db) dB
+    pitch_prob: float = 0.5
+    pitch_semitones: float = 2.0  # shift ~ U(-pitch_semitones, pitch_semitones)
+    # "vocoder": duration kept (like librosa.effects.pitch_shift); "resample": speed perturbation
+    pitch_method: str = "vocoder"
+    specaugment_prob: float = 1.0
+    freq_masks: int = 2
+    freq_mask_width: int = 8  # widths drawn in [0, freq_mask_width) mel bands
+    time_masks: int = 2
+    time_mask_width: int = 8  # widths drawn in [0, time_mask_width) frames
+
+    def __post_init__(self) -> None:
+        for name in ("noise_prob", "gain_prob", "pitch_prob", "specaugment_prob"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+        for name in ("noise_level", "gain_db", "pitch_semitones"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.pitch_semitones <= 12:
+            raise ValueError(f"pitch_semitones must be in [0, 12], got {self.pitch_semitones}")
+        for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.pitch_method not in AUGMENT_PITCH_METHODS:
+            raise ValueError(
+                f"pitch_method must be one of {AUGMENT_PITCH_METHODS}, got {self.pitch_method!r}"
+            )
+
+    @property
+    def noise_active(self) -> bool:
+        return self.enabled and self.noise_prob > 0 and self.noise_level > 0
+
+    @property
+    def gain_active(self) -> bool:
+        return self.enabled and self.gain_prob > 0 and self.gain_db > 0
+
+    @property
+    def pitch_active(self) -> bool:
+        return self.enabled and self.pitch_prob > 0 and self.pitch_semitones > 0
+
+    @property
+    def specaugment_active(self) -> bool:
+        """True if SpecAugment can mask something (a width bound of 1 only draws width 0)."""
+        masks = (self.freq_masks > 0 and self.freq_mask_width > 1) or (
+            self.time_masks > 0 and self.time_mask_width > 1
+        )
+        return self.enabled and self.specaugment_prob > 0 and masks
+
+    @property
+    def waveform_active(self) -> bool:
+        return self.noise_active or self.gain_active or self.pitch_active
+
+    @property
+    def active(self) -> bool:
+        """True if any augmentation can change a clip."""
+        return self.waveform_active or self.specaugment_active
