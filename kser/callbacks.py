@@ -1,0 +1,251 @@
+"""Keras 3 callbacks for ``model.fit``: per-class validation metrics and a clear stop on NaN/inf.
+
+Learning rate: no callback here, because ``keras.callbacks.TensorBoard`` (checked in Keras 3.15.1,
+``TensorBoard._collect_learning_rate``) already writes ``epoch_learning_rate`` to the ``train`` run
+every epoch, reading ``optimizer.learning_rate``, which evaluates a ``LearningRateSchedule`` at
+``optimizer.iterations``. It writes it to TensorBoard only, not into ``logs``, so CSVLogger and
+History do not see it (the tests pin this behaviour).
+
+Callback order matters. Keras calls the callbacks in list order with one shared ``logs`` dict per
+epoch, and ``History`` and the progress bar are appended after the user's list. Put
+:class:`ClassMetrics` *before* every callback that should see its ``val_uar``/``val_recall_*``
+entries: ``CSVLogger`` (it fixes its columns at the first epoch, so a later ClassMetrics leaves
+them out for good), ``TensorBoard``, ``EarlyStopping``/``ModelCheckpoint(monitor="val_uar")`` and
+``ReduceLROnPlateau``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from kser.metrics import classification_metrics
+
+__all__ = ["ClassMetrics", "StopOnNonFinite"]
+
+
+def _is_tf_dataset(data: Any) -> bool:
+    """True for a ``tf.data.Dataset`` without importing TensorFlow for numpy inputs."""
+    if isinstance(data, (tuple, list)):
+        return False
+    import tensorflow as tf
+
+    return isinstance(data, tf.data.Dataset)
+
+
+def _class_indices(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Integer class indices from one-hot (or smoothed/probability) rows or from integer labels."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == num_classes and num_classes > 1:
+        return np.argmax(labels, axis=1).astype(np.int64)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(
+            f"labels must be one-hot [N, {num_classes}] or class indices [N], got shape {labels.shape}"
+        )
+    return labels.astype(np.int64)
+
+
+class ClassMetrics(keras.callbacks.Callback):
+    """Per-class validation metrics every epoch: UAR, macro F1 and recall per emotion.
+
+    Why: accuracy hides which emotions a model gets wrong (the study's fear and disgust), and UAR
+    is the usual model-selection metric for imbalanced speech-emotion data. At each epoch end this
+    runs one ``model.predict`` pass over ``validation_data``, computes
+    :func:`kser.metrics.classification_metrics` and adds ``val_uar``, ``val_macro_f1`` and
+    ``val_recall_<LABEL>`` to ``logs`` so that CSVLogger, TensorBoard, EarlyStopping and History
+    see them (list ClassMetrics before them; see the module docstring). The full metrics dict of
+    the latest epoch is kept in :attr:`latest`.
+
+    ``validation_data`` is a finite ``tf.data.Dataset`` yielding ``(inputs, labels[, weights])``
+    batches, or a tuple ``(inputs, labels)`` of arrays; labels may be one-hot or integer. The
+    labels are read once and cached, and each epoch predicts on the inputs alone, so the dataset
+    must yield the same order on every pass (no ``shuffle(reshuffle_each_iteration=True)``, which a
+    validation set does not need anyway).
+
+    With ``log_dir`` (normally the same folder as ``keras.callbacks.TensorBoard``'s) it also writes
+    to ``log_dir/validation``, the run TensorBoard uses for validation: scalars ``uar``,
+    ``macro_f1`` and ``recall/<LABEL>`` (one chart section for all classes) when
+    ``write_scalars``, and a ``confusion_matrix`` image. With keras' TensorBoard later in the list
+    the same numbers also appear there as ``epoch_uar`` etc.; pass ``write_scalars=False`` to keep
+    only the image.
+    """
+
+    def __init__(
+        self,
+        validation_data: Any,
+        label_names: Sequence[str],
+        log_dir: str | os.PathLike | None = None,
+        *,
+        batch_size: int = 64,
+        write_scalars: bool = True,
+        write_images: bool = True,
+    ) -> None:
+        super().__init__()
+        self.label_names = [str(name) for name in label_names]
+        if not self.label_names:
+            raise ValueError("label_names is empty")
+        self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        self.batch_size = batch_size
+        self.write_scalars = write_scalars
+        self.write_images = write_images
+        self.latest: dict[str, Any] | None = None
+        self._validation_data = validation_data
+        self._inputs: Any = None
+        self._labels: np.ndarray | None = None
+        self._writer: Any = None
+
+    # Data ---------------------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Split validation data into an inputs-only source and cached integer labels (once)."""
+        if self._labels is not None:
+            return
+        num_classes = len(self.label_names)
+        data = self._validation_data
+        if _is_tf_dataset(data):
+            spec = data.element_spec
+            if not isinstance(spec, tuple) or len(spec) < 2:
+                raise ValueError("validation dataset must yield (inputs, labels) tuples")
+            self._inputs = data.map(lambda *element: element[0])
+            label_batches = [np.asarray(batch) for batch in data.map(lambda *element: element[1])]
+            if not label_batches:
+                raise ValueError("validation dataset is empty")
+            labels = np.concatenate(label_batches, axis=0)
+        elif isinstance(data, (tuple, list)) and len(data) >= 2:
+            self._inputs, labels = data[0], np.asarray(data[1])
+        else:
+            raise TypeError(
+                "validation_data must be a tf.data.Dataset of (inputs, labels) or a tuple (inputs, labels)"
+            )
+        self._labels = _class_indices(labels, num_classes)
+
+    def evaluate(self) -> dict[str, Any]:
+        """One prediction pass over the validation inputs; the full metrics dict."""
+        self._prepare()
+        if _is_tf_dataset(self._inputs):
+            probabilities = self.model.predict(self._inputs, verbose=0)
+        else:
+            probabilities = self.model.predict(self._inputs, batch_size=self.batch_size, verbose=0)
+        probabilities = np.asarray(probabilities)
+        if probabilities.ndim != 2 or probabilities.shape[1] != len(self.label_names):
+            raise ValueError(
+                f"model output shape {probabilities.shape} does not match "
+                f"{len(self.label_names)} label names"
+            )
+        if probabilities.shape[0] != self._labels.shape[0]:
+            raise ValueError(
+                f"{probabilities.shape[0]} predictions for {self._labels.shape[0]} labels: "
+                "does the validation dataset repeat or change between passes?"
+            )
+        return classification_metrics(self._labels, probabilities.argmax(axis=1), self.label_names)
+
+    # Keras hooks ---------------------------------------------------------------------------------
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        metrics = self.evaluate()
+        self.latest = metrics
+        if logs is not None:
+            logs["val_uar"] = metrics["uar"]
+            logs["val_macro_f1"] = metrics["macro_f1"]
+            for name in self.label_names:
+                logs[f"val_recall_{name}"] = metrics["per_class"][name]["recall"]
+        if self.log_dir is not None and (self.write_scalars or self.write_images):
+            self._write_summaries(epoch, metrics)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    # TensorBoard ---------------------------------------------------------------------------------
+
+    def _write_summaries(self, epoch: int, metrics: dict[str, Any]) -> None:
+        import tensorflow as tf
+
+        from kser.plots import confusion_matrix_image
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "validation"))
+        with self._writer.as_default(step=epoch):
+            if self.write_scalars:
+                tf.summary.scalar("uar", metrics["uar"])
+                tf.summary.scalar("macro_f1", metrics["macro_f1"])
+                for name in self.label_names:
+                    tf.summary.scalar(f"recall/{name}", metrics["per_class"][name]["recall"])
+            if self.write_images:
+                image = confusion_matrix_image(
+                    np.asarray(metrics["confusion_matrix"]),
+                    self.label_names,
+                    title=f"validation, epoch {epoch + 1}",
+                )
+                tf.summary.image("confusion_matrix", image[np.newaxis], step=epoch)
+        self._writer.flush()
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stop training as soon as the loss (or another monitored value) is NaN or infinite.
+
+    Like ``keras.callbacks.TerminateOnNaN`` (which also catches inf in Keras 3), but it remembers
+    what happened so that a command line can say it in one line after ``fit`` returns:
+    :attr:`message` (e.g. ``"loss became nan at epoch 3 batch 17; stopping"``; epochs and batches
+    counted from 1 as in the progress bar), plus :attr:`key`, :attr:`value`, :attr:`epoch` and
+    :attr:`batch`. It stops gracefully with ``model.stop_training`` so that the other callbacks'
+    ``on_train_end`` still runs (CSV flushed, TensorBoard closed).
+
+    ``monitor`` names are checked in the batch logs and, at epoch end, also with a ``val_`` prefix
+    (a validation loss can blow up while the training loss looks fine).
+    """
+
+    def __init__(self, monitor: Sequence[str] = ("loss",)) -> None:
+        super().__init__()
+        self.monitor = tuple(monitor)
+        self.message: str | None = None
+        self.key: str | None = None
+        self.value: float | None = None
+        self.epoch: int | None = None
+        self.batch: int | None = None
+        self._current_epoch = 0
+
+    @property
+    def stopped(self) -> bool:
+        """Whether this callback stopped the run."""
+        return self.message is not None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.message = self.key = self.value = self.epoch = self.batch = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._current_epoch = epoch
+
+    def _check(self, logs: dict[str, Any] | None, keys: Sequence[str], batch: int | None) -> None:
+        if self.message is not None or not logs:
+            return
+        for key in keys:
+            if key not in logs:
+                continue
+            try:
+                value = float(np.asarray(logs[key]))
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                continue
+            self.key, self.value = key, value
+            self.epoch = self._current_epoch + 1
+            self.batch = None if batch is None else batch + 1
+            where = f"epoch {self.epoch}" + ("" if self.batch is None else f" batch {self.batch}")
+            self.message = f"{key} became {value} at {where}; stopping"
+            self.model.stop_training = True
+            return
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check(logs, self.monitor, batch)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._current_epoch = epoch
+        self._check(logs, self.monitor + tuple(f"val_{key}" for key in self.monitor), None)
