@@ -22,8 +22,9 @@ own ``RandomFlip``/``Dropout`` (checked against Keras 3.15: ``DataLayer`` only s
 backend module when the Keras backend is not TensorFlow; with TensorFlow it uses this same
 generator). Three caveats, all tested or documented: the generator must be created
 eagerly (it is, in ``__init__``), so build the layer outside ``map``; with
-``num_parallel_calls > 1`` the draws still differ per batch but which batch gets which draw
-depends on scheduling, so use sequential ``map`` where bit-reproducibility matters; and a
+``num_parallel_calls > 1`` two calls can read the generator's state before either advances
+it and so repeat a draw (seen here), so map these layers sequentially (they are vectorised
+over the batch, so a sequential map costs little); and a
 ``.cache()`` placed after the augmentation would freeze it (cache before, augment after).
 Under the JAX or PyTorch backend, ``keras.ops`` cannot run on ``tf.data`` symbolic
 tensors: put the layers inside the model there (a jitted JAX train step threads the
