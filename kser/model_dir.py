@@ -1,0 +1,90 @@
+"""What a training run leaves in ``--model_dir``, and how later commands find it.
+
+    model_dir/
+      model.keras         the trained classifier on features [batch, frames, mels, 3] (best weights)
+      kser_model.json     ModelInfo: architecture, label names, audio + feature settings, records manifest
+      history.csv         per-epoch metrics (CSVLogger)
+      logs/               TensorBoard (train/ and validation/ runs)
+      checkpoints/        per-epoch weights; backup/ lets a killed run resume
+      eval/               written by ``kser evaluate``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from kser import atomic
+from kser.config import AudioConfig, FeatureConfig, from_dict, to_dict
+from kser.errors import KserError
+
+MODEL_FILE = "model.keras"
+INFO_FILE = "kser_model.json"
+HISTORY_FILE = "history.csv"
+LOGS_DIR = "logs"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """Everything needed to turn raw audio into this model's prediction."""
+
+    arch: str
+    label_names: tuple[str, ...]
+    audio: AudioConfig
+    features: FeatureConfig
+    records_manifest_sha256: str = ""
+    records_dir: str = ""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "label_names": list(self.label_names),
+            "audio": to_dict(self.audio),
+            "features": to_dict(self.features),
+            "records_manifest_sha256": self.records_manifest_sha256,
+            "records_dir": self.records_dir,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> "ModelInfo":
+        return cls(
+            arch=payload["arch"],
+            label_names=tuple(payload["label_names"]),
+            audio=from_dict(AudioConfig, payload["audio"]),
+            features=from_dict(FeatureConfig, payload["features"]),
+            records_manifest_sha256=payload.get("records_manifest_sha256", ""),
+            records_dir=payload.get("records_dir", ""),
+            extra=payload.get("extra", {}),
+        )
+
+
+def save_info(model_dir: str | Path, info: ModelInfo) -> None:
+    atomic.write_json(Path(model_dir) / INFO_FILE, info.to_json())
+
+
+def load_info(model_dir: str | Path) -> ModelInfo:
+    path = Path(model_dir) / INFO_FILE
+    if not path.is_file():
+        raise KserError(f"{model_dir} is not a trained kser model directory ({INFO_FILE} not found); run kser train first")
+    try:
+        return ModelInfo.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as error:
+        raise KserError(f"{path} is damaged: {error}") from None
+
+
+def load_model(model_dir: str | Path) -> Any:
+    """The trained Keras classifier (custom kser layers registered on import)."""
+    import keras
+
+    import kser.augment  # noqa: F401  (registers kser layers for deserialisation)
+    import kser.features  # noqa: F401
+    import kser.models  # noqa: F401
+
+    path = Path(model_dir) / MODEL_FILE
+    if not path.is_file():
+        raise KserError(f"{path} not found: the training run in {model_dir} has not saved a model yet")
+    return keras.models.load_model(path)
