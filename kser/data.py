@@ -1,0 +1,198 @@
+"""The tf.data input pipeline: TFRecord shards -> (features or waveforms, one-hot labels[, weights]).
+
+    shards (interleaved) -> [shuffle] -> parse -> [oversample] -> [shuffle] -> batch
+          -> [WaveformAugment] -> [LogMelDeltas] -> [SpecAugment] -> prefetch
+
+Feature and augmentation work happens on whole batches, in the graph. Augmentation and class
+rebalancing only ever touch a training dataset; validation and test data are read once each,
+in a fixed order. With ``output="waveforms"`` the features (and augmentation) are left to layers
+at the front of the model instead, which is where they belong on a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kser.config import AugmentConfig, FeatureConfig
+from kser.errors import KserError
+from kser.quiet import tensorflow
+from kser.records import parse_example
+
+BALANCE_MODES = ("none", "oversample", "weights")
+OUTPUTS = ("features", "waveforms")
+MANIFEST = "manifest.json"
+
+
+def read_manifest(records_dir: str | Path) -> dict[str, Any]:
+    """The records directory's manifest, or a clear KserError."""
+    path = Path(records_dir) / MANIFEST
+    if not path.is_file():
+        raise KserError(f"{records_dir} has no {MANIFEST}: not a finished kser build-records output")
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["splits"], manifest["label_names"]  # noqa: B018  (required keys)
+    except (ValueError, KeyError) as error:
+        raise KserError(f"{path} is damaged: {error}") from None
+    return manifest
+
+
+def class_counts(manifest: dict[str, Any], split: str = "train") -> np.ndarray:
+    counts = manifest["splits"][split]["class_counts"]
+    return np.asarray([counts.get(label, 0) for label in manifest["label_names"]], dtype=np.int64)
+
+
+def class_weights(manifest: dict[str, Any], split: str = "train") -> np.ndarray:
+    """``n / (classes * n_c)``: every class carries the same total weight in the loss."""
+    counts = class_counts(manifest, split).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
+    return weights.astype(np.float32)
+
+
+def oversampling_factors(manifest: dict[str, Any], split: str = "train") -> np.ndarray:
+    """How many copies of each clip of class c an epoch holds on average: ``max_count / n_c``."""
+    counts = class_counts(manifest, split).astype(np.float64)
+    return np.where(counts > 0, counts.max() / np.maximum(counts, 1), 0.0).astype(np.float32)
+
+
+def split_size(manifest: dict[str, Any], split: str, balance: str = "none") -> int:
+    """Clips per epoch of ``split`` (oversampling raises every class to the largest one)."""
+    if balance == "oversample":
+        counts = class_counts(manifest, split)
+        return int(counts.max() * np.count_nonzero(counts))
+    return int(manifest["splits"][split]["clips"])
+
+
+def _shard_paths(records_dir: Path, manifest: dict[str, Any], split: str) -> list[str]:
+    if split not in manifest["splits"]:
+        raise KserError(f"split {split!r} not in {records_dir}/{MANIFEST}; it has {', '.join(manifest['splits'])}")
+    shards = [str(records_dir / shard["name"]) for shard in manifest["splits"][split]["shards"]]
+    if not shards:
+        raise KserError(f"split {split!r} of {records_dir} has no clips")
+    missing = [path for path in shards if not Path(path).is_file()]
+    if missing:
+        raise KserError(f"{records_dir} is incomplete: {missing[0]} is listed in the manifest but missing")
+    return shards
+
+
+def _oversample(dataset: Any, factors: np.ndarray, seed: int | None) -> Any:
+    """Repeat each clip floor(f) or ceil(f) times (f = its class's factor, random rounding).
+
+    One pass over the data, no per-class readers: class c contributes ``n_c * f_c = max_count``
+    clips per epoch in expectation, drawn afresh every epoch.
+    """
+    tf = tensorflow()
+    table = tf.constant(factors)
+    uniforms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).map(
+        lambda value: tf.cast(value % 1_000_003, tf.float32) / 1_000_003.0
+    )
+
+    def repeats(element: tuple[Any, Any], uniform: Any) -> Any:
+        factor = tf.gather(table, element[1])
+        count = tf.cast(tf.floor(factor), tf.int64) + tf.cast(uniform < factor - tf.floor(factor), tf.int64)
+        return tf.data.Dataset.from_tensors(element).repeat(count)
+
+    return tf.data.Dataset.zip((dataset, uniforms)).flat_map(repeats)
+
+
+def make_dataset(
+    records_dir: str | Path,
+    split: str,
+    *,
+    batch_size: int = 32,
+    training: bool | None = None,
+    balance: str = "none",
+    augment: AugmentConfig | None = None,
+    features: FeatureConfig | None = None,
+    output: str = "features",
+    seed: int | None = None,
+    deterministic: bool | None = None,
+    shuffle_buffer: int = 2048,
+    one_hot: bool = True,
+) -> Any:
+    """A batched ``tf.data.Dataset`` of ``(inputs, labels)``, or ``(inputs, labels, weights)`` when
+    ``balance="weights"``.
+
+    ``training`` (default: ``split == "train"``) turns on shuffling, rebalancing and
+    augmentation; any other split is read as it is. ``output="features"`` yields
+    ``[batch, frames, mels, 3]`` log-mel/delta/delta-delta, ``"waveforms"`` ``[batch, samples]``.
+    ``seed`` makes shuffling, oversampling and augmentation repeatable; ``deterministic``
+    (default: True when a seed is given) also fixes the element order of parallel stages.
+    """
+    tf = tensorflow()
+    records_dir = Path(records_dir)
+    manifest = read_manifest(records_dir)
+    if balance not in BALANCE_MODES:
+        raise KserError(f"unknown balance mode {balance!r}; choose one of {', '.join(BALANCE_MODES)}")
+    if output not in OUTPUTS:
+        raise KserError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+    training = split == "train" if training is None else training
+    deterministic = seed is not None if deterministic is None else deterministic
+    num_classes = len(manifest["label_names"])
+    encoding = manifest["waveform"]["encoding"]
+    shards = _shard_paths(records_dir, manifest, split)
+    autotune = tf.data.AUTOTUNE
+
+    files = tf.data.Dataset.from_tensor_slices(shards)
+    if training:
+        files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
+    dataset = files.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(shards), 4),
+        num_parallel_calls=autotune if len(shards) > 1 else None,
+        deterministic=deterministic or not training,
+    )
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+
+    samples = int(manifest["waveform"]["samples"])
+
+    def parse(serialized: Any) -> tuple[Any, Any]:
+        parsed = parse_example(serialized, encoding)
+        return tf.ensure_shape(parsed["waveform"], [samples]), parsed["label"]
+
+    dataset = dataset.map(parse, num_parallel_calls=autotune, deterministic=deterministic or not training)
+    if training and balance == "oversample":
+        dataset = _oversample(dataset, oversampling_factors(manifest, split), seed)
+        dataset = dataset.shuffle(shuffle_buffer, seed=None if seed is None else seed + 1, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+
+    if output == "features":
+        dataset = _add_features(dataset, training, augment, features or FeatureConfig(), seed, deterministic)
+
+    weights = tf.constant(class_weights(manifest, split)) if balance == "weights" and training else None
+
+    def finish(inputs: Any, labels: Any) -> Any:
+        targets = tf.one_hot(labels, num_classes) if one_hot else labels
+        if weights is None:
+            return inputs, targets
+        return inputs, targets, tf.gather(weights, labels)
+
+    dataset = dataset.map(finish, num_parallel_calls=autotune, deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = deterministic or not training
+    return dataset.with_options(options).prefetch(autotune)
+
+
+def _add_features(
+    dataset: Any, training: bool, augment: AugmentConfig | None, config: FeatureConfig, seed: int | None, deterministic: bool
+) -> Any:
+    """Batched in-graph augmentation and features; the random layers are mapped sequentially
+    (parallel calls could repeat a draw, see kser.augment)."""
+    tf = tensorflow()
+    from kser.augment import SpecAugment, WaveformAugment
+    from kser.features import LogMelDeltas
+
+    augment = augment if training and augment is not None and augment.active else None
+    if augment is not None and augment.waveform_active:
+        waveform_augment = WaveformAugment(augment, seed=seed)
+        dataset = dataset.map(lambda w, y: (waveform_augment(w, training=True), y))
+    extractor = LogMelDeltas(config)
+    dataset = dataset.map(lambda w, y: (extractor(w), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if augment is not None and augment.specaugment_active:
+        spec_augment = SpecAugment(augment, seed=None if seed is None else seed + 2)
+        dataset = dataset.map(lambda f, y: (spec_augment(f, training=True), y))
+    return dataset

@@ -1,0 +1,122 @@
+"""The tf.data pipeline: shapes, features, rebalancing of the training split only, determinism."""
+
+import collections
+
+import numpy as np
+import pytest
+
+from kser.config import AudioConfig, AugmentConfig, BuildConfig, RecordsConfig, SplitConfig
+from kser.data import class_weights, make_dataset, read_manifest, split_size
+from kser.errors import KserError
+from kser.features import log_mel_deltas
+from tests.records_reader import read_split
+from tests.synthetic import write_crema_d
+from tfrecords_builder import build_records
+
+SENTENCES = ("DFA", "IEO", "IOM", "ITH", "ITS", "IWL", "IWW", "MTI")
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    """An imbalanced set: NEU has 3 of 8 sentences, SAD 5, the others all 8."""
+    root = tmp_path_factory.mktemp("data")
+    write_crema_d(root / "audio", actors=6, sentences=SENTENCES, seconds=(0.2, 0.6))
+    for path in (root / "audio").glob("*.wav"):
+        sentence, emotion = path.stem.split("_")[1:3]
+        if (emotion == "NEU" and sentence not in SENTENCES[:3]) or (emotion == "SAD" and sentence not in SENTENCES[:5]):
+            path.unlink()
+    config = BuildConfig(
+        data_dir=str(root / "audio"),
+        output_dir=str(root / "records"),
+        audio=AudioConfig(clip_seconds=0.5),
+        records=RecordsConfig(shard_size_mb=0.3),
+        split=SplitConfig(strategy="random"),
+        workers=1,
+    )
+    build_records(config, progress_stream=open("/dev/null", "w"))
+    return root / "records"
+
+
+def labels_of(dataset):
+    return np.concatenate([np.argmax(batch[1].numpy(), axis=1) for batch in dataset])
+
+
+def test_feature_batches_have_the_study_layout_and_equal_the_features_of_the_records(records):
+    dataset = make_dataset(records, "validation", batch_size=4)
+    inputs, labels = next(iter(dataset))
+    assert inputs.shape[1:] == (51, 64, 3) and inputs.dtype.name == "float32"  # 0.5 s clips -> 51 frames
+    assert labels.shape == (inputs.shape[0], 6)
+    waveforms = next(iter(make_dataset(records, "validation", batch_size=4, output="waveforms")))[0].numpy()
+    by_bytes = {row["waveform"].tobytes(): row for row in read_split(records, "validation")}
+    rows = [by_bytes[waveform.tobytes()] for waveform in waveforms]  # shards are interleaved
+    expected = log_mel_deltas(waveforms)
+    np.testing.assert_allclose(inputs.numpy(), np.asarray(expected), atol=1e-4)
+    assert list(np.argmax(labels.numpy(), axis=1)) == [row["label"] for row in rows]
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_evaluation_splits_are_never_resampled_or_augmented(records, split):
+    plain = make_dataset(records, split, batch_size=8)
+    busy = make_dataset(records, split, batch_size=8, balance="oversample", augment=AugmentConfig(), seed=3)
+    first = [x.numpy() for x, _ in plain]
+    again = [x.numpy() for x, _ in plain]
+    other = [x.numpy() for x, _ in busy]
+    for a, b, c in zip(first, again, other):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    manifest = read_manifest(records)
+    assert len(labels_of(busy)) == manifest["splits"][split]["clips"]
+    assert collections.Counter(labels_of(busy)) == collections.Counter(
+        {i: n for i, n in enumerate(manifest["splits"][split]["class_counts"].values()) if n}
+    )
+
+
+def test_oversampled_training_epoch_is_balanced(records):
+    manifest = read_manifest(records)
+    counts = manifest["splits"]["train"]["class_counts"]
+    assert min(counts.values()) < 0.5 * max(counts.values())  # the fixture really is imbalanced
+    dataset = make_dataset(records, "train", batch_size=16, balance="oversample", output="waveforms", seed=0)
+    totals = collections.Counter()
+    for _ in range(4):
+        totals.update(labels_of(dataset))
+    target = 4 * max(counts.values())
+    for label in range(6):
+        assert abs(totals[label] - target) <= 0.08 * target, (label, totals[label], target)
+    assert abs(sum(totals.values()) - 4 * split_size(manifest, "train", "oversample")) <= 0.05 * sum(totals.values())
+
+
+def test_unbalanced_training_epoch_holds_each_clip_once(records):
+    manifest = read_manifest(records)
+    dataset = make_dataset(records, "train", batch_size=16, output="waveforms", seed=0)
+    waveforms = np.concatenate([x.numpy() for x, _ in dataset])
+    assert waveforms.shape == (manifest["splits"]["train"]["clips"], 8000)
+    assert len({row.tobytes() for row in waveforms}) == waveforms.shape[0]
+
+
+def test_weights_mode_adds_class_weights(records):
+    manifest = read_manifest(records)
+    weights = class_weights(manifest)
+    counts = np.asarray(list(manifest["splits"]["train"]["class_counts"].values()))
+    np.testing.assert_allclose(weights * counts, counts.sum() / 6, rtol=1e-6)
+    for _, labels, sample_weights in make_dataset(records, "train", batch_size=16, balance="weights", seed=0):
+        np.testing.assert_allclose(sample_weights.numpy(), weights[np.argmax(labels.numpy(), axis=1)])
+    assert len(next(iter(make_dataset(records, "validation", balance="weights")))) == 2
+
+
+def test_training_order_and_augmentation_are_fresh_each_epoch_and_repeatable_by_seed(records):
+    augment = AugmentConfig(pitch_prob=0.0)
+    dataset = make_dataset(records, "train", batch_size=8, augment=augment, seed=5)
+    epoch_one = next(iter(dataset))[0].numpy()
+    epoch_two = next(iter(dataset))[0].numpy()
+    assert not np.array_equal(epoch_one, epoch_two)
+    replay = next(iter(make_dataset(records, "train", batch_size=8, augment=augment, seed=5)))[0].numpy()
+    np.testing.assert_array_equal(epoch_one, replay)
+
+
+def test_clear_errors_for_missing_or_unknown_inputs(records, tmp_path):
+    with pytest.raises(KserError, match="no manifest.json"):
+        make_dataset(tmp_path, "train")
+    with pytest.raises(KserError, match="split 'dev'"):
+        make_dataset(records, "dev")
+    with pytest.raises(KserError, match="balance"):
+        make_dataset(records, "train", balance="undersample")
