@@ -139,12 +139,15 @@ def make_dataset(
     files = tf.data.Dataset.from_tensor_slices(shards)
     if training:
         files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
-    dataset = files.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(len(shards), 4),
-        num_parallel_calls=autotune if len(shards) > 1 else None,
-        deterministic=deterministic or not training,
-    )
+    if len(shards) > 1:
+        dataset = files.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(shards), 4),
+            num_parallel_calls=autotune,
+            deterministic=deterministic or not training,
+        )
+    else:
+        dataset = tf.data.TFRecordDataset(shards)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
@@ -172,6 +175,11 @@ def make_dataset(
         return inputs, targets, tf.gather(weights, labels)
 
     dataset = dataset.map(finish, num_parallel_calls=autotune, deterministic=True)
+    if not training:
+        # Evaluation splits hold a known number of batches: tell Keras (progress bars, no
+        # "ran out of data" warnings).
+        batches = -(-int(manifest["splits"][split]["clips"]) // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     options = tf.data.Options()
     options.deterministic = deterministic or not training
     return dataset.with_options(options).prefetch(autotune)

@@ -1,0 +1,226 @@
+"""``kser train``: records -> a trained classifier in ``model_dir``, monitored in TensorBoard.
+
+The classifier (``kser.models.build``) always takes features [batch, frames, mels, 3]. Where the
+features are computed is a speed choice, not a modelling one: in the tf.data pipeline on a CPU,
+or in front layers of the training model (LogMelDeltas, plus the augmentation layers) on a GPU.
+Either way the saved and exported classifier is the same function of the same features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kser import model_dir as layout
+from kser.config import AudioConfig, AugmentConfig, FeatureConfig, TrainConfig, from_dict, to_dict
+from kser.data import BALANCE_MODES, make_dataset, read_manifest, split_size
+from kser.errors import KserError
+from kser.quiet import tensorflow
+
+FEATURES_ON = ("auto", "pipeline", "model")
+_TRAIN_CONFIG = "train_config.json"
+_BACKUP_DIR = "backup"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    model_dir: Path
+    epochs_run: int
+    best_epoch: int
+    best: dict[str, float]  # validation metrics at the best epoch
+    features_on: str
+    parameters: int
+
+
+def resolve_features_on(value: str) -> str:
+    """'auto' -> 'model' when TensorFlow sees a GPU (features on the device), else 'pipeline'."""
+    if value not in FEATURES_ON:
+        raise KserError(f"unknown --features_on {value!r}; choose one of {', '.join(FEATURES_ON)}")
+    if value != "auto":
+        return value
+    return "model" if tensorflow().config.list_physical_devices("GPU") else "pipeline"
+
+
+def build_training_model(core: Any, clip_samples: int, features: FeatureConfig, augment: AugmentConfig | None, seed: int | None) -> Any:
+    """Waveforms -> [WaveformAugment] -> LogMelDeltas -> [SpecAugment] -> core, sharing core's weights."""
+    import keras
+
+    from kser.augment import SpecAugment, WaveformAugment
+    from kser.features import LogMelDeltas
+
+    waveforms = keras.Input((clip_samples,), name="waveform")
+    x = waveforms
+    if augment is not None and augment.waveform_active:
+        x = WaveformAugment(augment, seed=seed, name="waveform_augment")(x)
+    x = LogMelDeltas(features, name="log_mel_deltas")(x)
+    if augment is not None and augment.specaugment_active:
+        x = SpecAugment(augment, seed=None if seed is None else seed + 2, name="spec_augment")(x)
+    return keras.Model(waveforms, core(x), name=f"{core.name}_on_waveforms")
+
+
+def _prepare_model_dir(model_dir: Path, run: dict[str, Any], overwrite: bool) -> None:
+    """Fresh, resumable (same run, backup present) or refused; --overwrite clears kser's files."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    config_file = model_dir / _TRAIN_CONFIG
+    previous = json.loads(config_file.read_text()) if config_file.is_file() else None
+    finished = (model_dir / layout.INFO_FILE).is_file()
+    if previous == run and not finished:
+        return  # same command again: BackupAndRestore resumes from model_dir/backup
+    if any(model_dir.iterdir()) and not overwrite:
+        reason = "a finished training run" if finished else "a training run with other settings" if previous else "other files"
+        raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
+    for name in (layout.MODEL_FILE, layout.INFO_FILE, layout.HISTORY_FILE, _TRAIN_CONFIG):
+        (model_dir / name).unlink(missing_ok=True)
+    for name in (layout.LOGS_DIR, _BACKUP_DIR, "checkpoints", "eval"):
+        shutil.rmtree(model_dir / name, ignore_errors=True)
+    from kser.atomic import write_json
+
+    write_json(config_file, run)
+
+
+def _save_model_atomically(model: Any, path: Path) -> None:
+    temp = path.with_name(f".{path.stem}-{os.getpid()}.keras")
+    try:
+        model.save(temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _callbacks(model_dir: Path, validation: Any, label_names: list[str], config: TrainConfig) -> tuple[list[Any], Any]:
+    import keras
+
+    from kser.callbacks import ClassMetrics, StopOnNonFinite
+
+    stop_on_non_finite = StopOnNonFinite(monitor=("loss", "val_loss"))
+    (model_dir / "checkpoints").mkdir(exist_ok=True)
+    profile = tuple(int(step) for step in config.profile_batches.split(",")) if config.profile_batches else 0
+    callbacks = [
+        ClassMetrics(validation, label_names, log_dir=model_dir / layout.LOGS_DIR),  # first: adds val_uar etc. to logs
+        stop_on_non_finite,
+        keras.callbacks.BackupAndRestore(str(model_dir / _BACKUP_DIR)),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1),
+        keras.callbacks.ModelCheckpoint(
+            str(model_dir / "checkpoints" / "best.weights.h5"), monitor="val_loss", save_best_only=True, save_weights_only=True
+        ),
+        keras.callbacks.CSVLogger(str(model_dir / layout.HISTORY_FILE), append=True),
+        keras.callbacks.TensorBoard(str(model_dir / layout.LOGS_DIR), profile_batch=profile),
+    ]
+    return callbacks, stop_on_non_finite
+
+
+def train(
+    config: TrainConfig,
+    records_dir: str | Path,
+    model_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    augment: AugmentConfig = AugmentConfig(),
+    features: FeatureConfig = FeatureConfig(),
+    model_options: dict[str, Any] | None = None,
+    verbose: int | str = "auto",
+) -> TrainResult:
+    """Train ``config.arch`` on the records' train split, early-stopping on validation loss."""
+    import keras
+
+    from kser.models import available_architectures, build
+    from kser.features import output_frames
+
+    tf = tensorflow()
+    if config.arch not in available_architectures():
+        raise KserError(f"unknown architecture {config.arch!r}; choose one of {', '.join(available_architectures())}")
+    if config.balance not in BALANCE_MODES:
+        raise KserError(f"unknown balance mode {config.balance!r}; choose one of {', '.join(BALANCE_MODES)}")
+    records_dir, model_dir = Path(records_dir), Path(model_dir)
+    manifest = read_manifest(records_dir)
+    label_names = list(manifest["label_names"])
+    for split in ("train", "validation"):
+        if manifest["splits"].get(split, {}).get("clips", 0) == 0:
+            raise KserError(f"{records_dir} has no {split} clips; rebuild the records with a {split} share")
+    audio = from_dict(AudioConfig, manifest["config"]["audio"])
+    if features.sample_rate != audio.sample_rate:
+        raise KserError(f"features expect {features.sample_rate} Hz but the records hold {audio.sample_rate} Hz audio")
+    features_on = resolve_features_on(config.features_on)
+    augment_config = augment if config.augmented else None
+    run = json.loads(
+        json.dumps(
+            {
+                "train": to_dict(config),
+                "augment": to_dict(augment_config) if augment_config else None,
+                "features": to_dict(features),
+                "model_options": model_options or {},
+                "records_dir": str(records_dir.resolve()),
+                "label_names": label_names,
+            }
+        )
+    )
+    _prepare_model_dir(model_dir, run, overwrite)
+
+    if config.seed is not None:
+        keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    try:
+        input_shape = (output_frames(audio.clip_samples, features), features.n_mels, 3)
+        core = build(config.arch, num_classes=len(label_names), input_shape=input_shape, **(model_options or {}))
+        output = "waveforms" if features_on == "model" else "features"
+        model = (
+            build_training_model(core, audio.clip_samples, features, augment_config, config.seed)
+            if features_on == "model"
+            else core
+        )
+        learning_rate, decay_rate = config.schedule()
+        schedule = keras.optimizers.schedules.ExponentialDecay(learning_rate, config.decay_steps, decay_rate, staircase=config.staircase)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy", metrics=["accuracy"])
+
+        common = dict(batch_size=config.batch_size, features=features, output=output, seed=config.seed)
+        train_data = make_dataset(
+            records_dir, "train", training=True, balance=config.balance, augment=augment_config if output == "features" else None, **common
+        ).repeat()
+        steps = math.ceil(split_size(manifest, "train", config.balance) / config.batch_size)
+        validation = make_dataset(records_dir, "validation", training=False, **common)
+        callbacks, stop_on_non_finite = _callbacks(model_dir, validation, label_names, config)
+        history = model.fit(
+            train_data, validation_data=validation, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
+            shuffle=False, verbose=verbose
+        )
+        if stop_on_non_finite.stopped:
+            raise KserError(f"training stopped: {stop_on_non_finite.message}; try a lower --learning_rate")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+    _save_model_atomically(core, model_dir / layout.MODEL_FILE)
+    manifest_sha = _sha256(records_dir / "manifest.json")
+    layout.save_info(
+        model_dir,
+        layout.ModelInfo(
+            arch=config.arch,
+            label_names=tuple(label_names),
+            audio=audio,
+            features=features,
+            records_manifest_sha256=manifest_sha,
+            records_dir=str(records_dir.resolve()),
+            extra={"features_on": features_on, "train": run["train"], "augment": run["augment"]},
+        ),
+    )
+    shutil.rmtree(model_dir / _BACKUP_DIR, ignore_errors=True)
+    return _result(model_dir, history.history, features_on, core.count_params())
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _result(model_dir: Path, history: dict[str, list[float]], features_on: str, parameters: int) -> TrainResult:
+    losses = history.get("val_loss") or [math.inf]
+    best_epoch = min(range(len(losses)), key=losses.__getitem__)
+    best = {key: float(values[best_epoch]) for key, values in history.items() if key.startswith("val_") and len(values) > best_epoch}
+    return TrainResult(model_dir, len(losses), best_epoch + 1, best, features_on, parameters)

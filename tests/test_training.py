@@ -1,0 +1,117 @@
+"""kser train / evaluate end to end on a tiny synthetic set with a tiny model."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from kser import model_dir as layout
+from kser.config import AudioConfig, BuildConfig, RecordsConfig, TrainConfig
+from kser.errors import KserError
+from kser.evaluation import evaluate
+from kser.training import train
+from tests.cli_runner import run_kser
+from tests.synthetic import write_crema_d
+from tfrecords_builder import build_records
+
+TINY = {"conv_filters": [4, 8, 8], "proj_units": 16, "rnn_units": 8}
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    write_crema_d(root / "audio", actors=6, sentences=("DFA", "IEO"), seconds=(0.3, 0.6))
+    config = BuildConfig(
+        data_dir=str(root / "audio"), output_dir=str(root / "records"), audio=AudioConfig(clip_seconds=0.5),
+        records=RecordsConfig(shard_size_mb=1), workers=1,
+    )
+    build_records(config, progress_stream=open("/dev/null", "w"))
+    return root / "records"
+
+
+def tiny_config(**overrides):
+    settings = dict(arch="small", epochs=2, batch_size=8, seed=0, learning_rate=3e-3)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def trained(records, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("model")
+    result = train(tiny_config(), records, model_dir, model_options=TINY, verbose=0)
+    return result
+
+
+def test_training_writes_a_loadable_model_history_and_tensorboard_logs(trained):
+    model_dir = trained.model_dir
+    info = layout.load_info(model_dir)
+    assert info.arch == "small" and info.label_names == ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
+    model = layout.load_model(model_dir)
+    assert model.input_shape == (None, 51, 64, 3)
+    with open(model_dir / layout.HISTORY_FILE) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == trained.epochs_run == 2
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy", "val_uar", "val_recall_ANG"):
+        assert column in rows[0]
+    assert list((model_dir / "logs" / "train").glob("events.*")) and list((model_dir / "logs" / "validation").glob("events.*"))
+    assert not (model_dir / "backup").exists()
+
+
+def test_features_in_the_model_train_the_same_classifier_shape(records, tmp_path):
+    result = train(tiny_config(epochs=1, features_on="model", augment=True), records, tmp_path, model_options=TINY, verbose=0)
+    assert result.features_on == "model"
+    assert layout.load_model(tmp_path).input_shape == (None, 51, 64, 3)  # the saved classifier takes features
+
+
+def test_finished_run_is_protected_and_label_mismatch_is_refused(records, trained, tmp_path):
+    with pytest.raises(KserError, match="finished training run"):
+        train(tiny_config(), records, trained.model_dir, model_options=TINY, verbose=0)
+    with pytest.raises(KserError, match="no manifest.json"):
+        train(tiny_config(), tmp_path, tmp_path / "m", verbose=0)
+    manifest = json.loads((records / "manifest.json").read_text())
+    manifest["label_names"] = ["a", "b", "c", "d", "e", "f"]
+    other = tmp_path / "other"
+    other.mkdir()
+    for shard in records.glob("*.tfrecord"):
+        (other / shard.name).symlink_to(shard)
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(KserError, match="label sets differ"):
+        evaluate(trained.model_dir, other)
+
+
+def test_non_finite_loss_stops_with_a_message(records, tmp_path, monkeypatch):
+    import kser.training
+    from kser.data import make_dataset
+
+    def poisoned(*args, **kwargs):  # fault injection: the training inputs turn NaN
+        dataset = make_dataset(*args, **kwargs)
+        return dataset.map(lambda x, y: (x * float("nan"), y)) if kwargs.get("training") else dataset
+
+    monkeypatch.setattr(kser.training, "make_dataset", poisoned)
+    with pytest.raises(KserError, match="loss became nan at epoch 1 batch 1"):
+        train(tiny_config(epochs=3), records, tmp_path, model_options=TINY, verbose=0)
+    assert not (tmp_path / layout.MODEL_FILE).exists()
+
+
+def test_evaluate_writes_the_report_files(trained, records):
+    report = evaluate(trained.model_dir, records, "test")
+    out = trained.model_dir / "eval"
+    for name in ("report.json", "classification_report.txt", "confusion_matrix.png", "training_curves.png"):
+        assert (out / name).stat().st_size > 0, name
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["clips"] == json.loads((records / "manifest.json").read_text())["splits"]["test"]["clips"]
+    assert np.asarray(saved["confusion_matrix"]).sum() == saved["clips"]
+    assert 0 <= saved["uar"] <= 1 and saved["protocol"]["split_strategy"] == "speaker"
+    assert saved["manifest_sha256"] == saved["trained_on_manifest_sha256"]
+    assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "macro avg" in (out / "classification_report.txt").read_text()
+
+
+def test_cli_train_and_evaluate_errors_are_one_line(tmp_path):
+    result = run_kser("train", f"--records_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "no manifest.json" in result.stderr
+    result = run_kser("evaluate", f"--records_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "kser_model.json" in result.stderr
+    result = run_kser("train", f"--records_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}", "--model_options={bad")
+    assert result.returncode == 1 and "--model_options" in result.stderr
