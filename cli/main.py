@@ -13,6 +13,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("cli.demo_data", "write the small synthetic demo data set (CREMA-D layout)"),
     "build-records": ("cli.build_records", "audio folder -> sharded TFRecords of prepared waveforms"),
+    "train": ("cli.train", "train a model on records, metrics streamed to TensorBoard"),
+    "evaluate": ("cli.evaluate", "report, confusion matrix and curves for one split"),
+    "export": ("cli.export", "trained model dir -> TensorFlow SavedModel (waveform in, emotion out)"),
+    "predict": ("cli.predict", "emotion of audio files with an exported SavedModel"),
 }
 
 

@@ -1,0 +1,363 @@
+"""Export a trained model as a self-contained TensorFlow SavedModel: raw waveform in, emotion out.
+
+The exported graph holds the whole inference path, so a server (TF Serving, or any process with
+only TensorFlow installed) needs neither kser nor Keras custom objects::
+
+    waveform [batch, samples] float32 at 16 kHz, any length
+      -> per-row normalisation (zero mean, unit variance; silent rows become zeros),
+         exactly as kser.waveform.normalize prepared the training clips
+      -> rows shorter than one clip: zero-padded to one clip (as training padded them);
+         longer rows: sliding clip-long windows every ``window_hop_seconds``, the last one
+         aligned to the end of the row so that every sample is scored
+      -> LogMelDeltas -> classifier -> window probabilities averaged per row
+
+Signatures:
+
+* ``serving_default(waveform)`` -> ``probabilities`` [batch, classes], ``label`` [batch] (string)
+* ``windows(waveform)`` -> ``probabilities`` [batch, windows, classes], ``label`` [batch, windows],
+  ``start_seconds`` [windows]
+
+All rows of one call share a length (a tensor is rectangular), and each row is normalised over
+its whole length, padding included: send clips of different lengths in separate calls.
+
+Why window averaging rather than trimming to the first 3 s as training did: training clips are
+CREMA-D sentences of 1-5 s, so trimming lost little there, but a deployed model gets recordings
+of any length, and scoring only the first 3 s would ignore most of a long one.
+
+The export is written under a hidden temporary directory next to ``export_dir`` and renamed into
+place at the end, with ``kser_export.json`` (what the graph expects) written last inside it, so
+a killed export never leaves a directory that looks complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kser import __version__, atomic
+from kser.config import to_dict
+from kser.errors import KserError
+from kser.model_dir import INFO_FILE, MODEL_FILE, ModelInfo, load_info, load_model
+
+EXPORT_INFO_FILE = "kser_export.json"
+EXPORT_FORMAT_VERSION = 1
+SERVING_SIGNATURE = "serving_default"
+WINDOWS_SIGNATURE = "windows"
+DEFAULT_WINDOW_HOP_SECONDS = 1.0
+# Windows scored per model call inside the graph: bounds memory on long recordings (an hour at a
+# 1 s hop is 3,600 windows) while a call on a typical clip is still a single batch.
+DEFAULT_MAX_WINDOWS_PER_STEP = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowPlan:
+    """How a row is cut into clip-long windows (all in samples)."""
+
+    clip_samples: int
+    hop_samples: int
+
+
+def window_plan(info: ModelInfo, window_hop_seconds: float) -> WindowPlan:
+    """Checks the hop (0 < hop <= clip, so windows overlap or touch and every sample is scored)."""
+    clip = info.audio.clip_samples
+    hop = int(round(window_hop_seconds * info.audio.sample_rate))
+    if not window_hop_seconds > 0 or hop < 1:
+        raise KserError(f"window_hop_seconds must be positive, got {window_hop_seconds}")
+    if hop > clip:
+        raise KserError(
+            f"window_hop_seconds={window_hop_seconds} is longer than a clip ({info.audio.clip_seconds} s): "
+            "samples between windows would never be scored"
+        )
+    return WindowPlan(clip_samples=clip, hop_samples=hop)
+
+
+def window_starts(num_samples: int, plan: WindowPlan) -> list[int]:
+    """Window start offsets (samples) for a row of ``num_samples``: the numpy twin of the graph's.
+
+    One window at 0 when the row fits in a clip (it gets zero-padded); otherwise starts every
+    hop while the window stays inside the row, plus a last window ending exactly at the row's end.
+    """
+    length = max(num_samples, plan.clip_samples)
+    count = -(-(length - plan.clip_samples) // plan.hop_samples) + 1
+    return [min(i * plan.hop_samples, length - plan.clip_samples) for i in range(count)]
+
+
+# --------------------------------------------------------------------------- graph pieces (TF ops)
+
+
+def _tf() -> Any:
+    from kser.quiet import tensorflow
+
+    return tensorflow()
+
+
+def normalize_rows(waveform: Any, silence_std: float) -> Any:
+    """Per-row zero mean / unit variance in float64, as ``kser.waveform.normalize`` does per clip."""
+    tf = _tf()
+    x = tf.cast(waveform, tf.float64)
+    centred = x - tf.reduce_mean(x, axis=1, keepdims=True)
+    std = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=1, keepdims=True))
+    scaled = tf.math.divide_no_nan(centred, std)
+    return tf.cast(tf.where(std < silence_std, tf.zeros_like(scaled), scaled), tf.float32)
+
+
+def graph_window_starts(num_samples: Any, plan: WindowPlan) -> Any:
+    """``window_starts`` in TF ops: int32 [windows] for a dynamic row length."""
+    tf = _tf()
+    clip, hop = plan.clip_samples, plan.hop_samples
+    length = tf.maximum(num_samples, clip)
+    count = (length - clip + hop - 1) // hop + 1
+    return tf.minimum(tf.range(count) * hop, length - clip)
+
+
+def pad_to_clip(rows: Any, clip_samples: int) -> Any:
+    """Zero-pad rows shorter than one clip at the end, as training's pad_or_trim did."""
+    tf = _tf()
+    missing = tf.maximum(clip_samples - tf.shape(rows)[1], 0)
+    return tf.pad(rows, [[0, 0], [0, missing]])
+
+
+def score_windows(
+    waveform: Any,
+    classify: Any,
+    plan: WindowPlan,
+    num_classes: int,
+    silence_std: float | None,
+    max_windows_per_step: int = DEFAULT_MAX_WINDOWS_PER_STEP,
+) -> tuple[Any, Any]:
+    """Window probabilities [batch, windows, classes] and starts [windows] (int32 samples).
+
+    ``classify`` maps clip-long waveforms [n, clip_samples] to probabilities [n, classes].
+    ``silence_std`` None skips normalisation (models trained with ``AudioConfig.normalize=False``).
+    Windows are gathered and classified at most ``max_windows_per_step`` at a time, so a long
+    recording never materialises all its windows' features at once.
+    """
+    tf = _tf()
+    clip = plan.clip_samples
+    rows = tf.convert_to_tensor(waveform, tf.float32)
+    if silence_std is not None:
+        rows = normalize_rows(rows, silence_std)
+    starts = graph_window_starts(tf.shape(rows)[1], plan)
+    rows = pad_to_clip(rows, clip)
+    batch = tf.shape(rows)[0]
+    count = tf.shape(starts)[0]
+    per_step = tf.minimum(count, max_windows_per_step)
+    steps = (count + per_step - 1) // per_step
+    # Pad the start list to whole steps by repeating the last window; the extras are cut below.
+    padded = tf.concat([starts, tf.fill([steps * per_step - count], starts[-1])], axis=0)
+    step_starts = tf.reshape(padded, [steps, per_step])
+    offsets = tf.range(clip)
+
+    def one_step(chunk_starts: Any) -> Any:
+        windows = tf.gather(rows, chunk_starts[:, None] + offsets[None, :], axis=1)  # [batch, k, clip]
+        flat = tf.reshape(windows, [-1, clip])
+        probabilities = tf.cast(classify(flat), tf.float32)
+        return tf.reshape(probabilities, [batch, -1, num_classes])
+
+    stepped = tf.map_fn(
+        one_step,
+        step_starts,
+        fn_output_signature=tf.TensorSpec([None, None, num_classes], tf.float32),
+        parallel_iterations=1,
+    )  # [steps, batch, per_step, classes]
+    stepped = tf.transpose(stepped, [1, 0, 2, 3])
+    probabilities = tf.reshape(stepped, [batch, steps * per_step, num_classes])[:, :count]
+    return probabilities, starts
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _check_compatible(model: Any, info: ModelInfo) -> None:
+    """The classifier must take this feature config's frames and give one output per label."""
+    from kser.features import output_frames
+
+    expected = (output_frames(info.audio.clip_samples, info.features), info.features.n_mels, 3)
+    got = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    if got != expected:
+        raise KserError(
+            f"the model takes features of shape {got}, but {info.audio.clip_seconds} s clips with "
+            f"these feature settings give {expected}; {INFO_FILE} does not match {MODEL_FILE}"
+        )
+    classes = model.output_shape[-1]
+    if classes != len(info.label_names):
+        raise KserError(
+            f"the model outputs {classes} classes but {INFO_FILE} names {len(info.label_names)} labels"
+        )
+    if info.features.sample_rate != info.audio.sample_rate:
+        raise KserError(
+            f"feature sample rate {info.features.sample_rate} Hz differs from the audio sample rate "
+            f"{info.audio.sample_rate} Hz"
+        )
+
+
+def export_metadata(info: ModelInfo, plan: WindowPlan, window_hop_seconds: float) -> dict[str, Any]:
+    """``kser_export.json``: what a client must send and what comes back, without loading the graph."""
+    return {
+        "format": "kser-saved-model",
+        "format_version": EXPORT_FORMAT_VERSION,
+        "kser_version": __version__,
+        "arch": info.arch,
+        "label_names": list(info.label_names),
+        "sample_rate": info.audio.sample_rate,
+        "clip_seconds": info.audio.clip_seconds,
+        "clip_samples": plan.clip_samples,
+        "window_hop_seconds": window_hop_seconds,
+        "window_hop_samples": plan.hop_samples,
+        "normalize": info.audio.normalize,
+        "silence_std": info.audio.silence_std,
+        "features": to_dict(info.features),
+        "signatures": {
+            SERVING_SIGNATURE: {
+                "inputs": {"waveform": "float32 [batch, samples]"},
+                "outputs": {"probabilities": "float32 [batch, classes]", "label": "string [batch]"},
+            },
+            WINDOWS_SIGNATURE: {
+                "inputs": {"waveform": "float32 [batch, samples]"},
+                "outputs": {
+                    "probabilities": "float32 [batch, windows, classes]",
+                    "label": "string [batch, windows]",
+                    "start_seconds": "float32 [windows]",
+                },
+            },
+        },
+        "records_manifest_sha256": info.records_manifest_sha256,
+    }
+
+
+def _write_saved_model(
+    model: Any, info: ModelInfo, path: Path, plan: WindowPlan, max_windows_per_step: int
+) -> None:
+    """Trace both signatures around ``model`` and write the SavedModel to ``path``."""
+    import keras
+
+    from kser.features import LogMelDeltas
+
+    if keras.backend.backend() != "tensorflow":
+        raise KserError(
+            f"SavedModel export needs the TensorFlow Keras backend, not {keras.backend.backend()!r} "
+            "(set KERAS_BACKEND=tensorflow)"
+        )
+    tf = _tf()
+    features = LogMelDeltas(info.features, name="log_mel_deltas")
+    num_classes = len(info.label_names)
+    labels = tf.constant(list(info.label_names), dtype=tf.string)
+    silence_std = info.audio.silence_std if info.audio.normalize else None
+    rate = float(info.audio.sample_rate)
+
+    def classify(clips: Any) -> Any:
+        return model(features(clips), training=False)
+
+    def windows_fn(waveform: Any) -> dict[str, Any]:
+        probabilities, starts = score_windows(
+            waveform, classify, plan, num_classes, silence_std, max_windows_per_step
+        )
+        return {
+            "probabilities": probabilities,
+            "label": tf.gather(labels, tf.argmax(probabilities, axis=-1)),
+            # float64 division: 48000 / 16000 must be exactly 3.0, not 3.0000002
+            "start_seconds": tf.cast(tf.cast(starts, tf.float64) / rate, tf.float32),
+        }
+
+    def serving_fn(waveform: Any) -> dict[str, Any]:
+        window_probabilities, _ = score_windows(
+            waveform, classify, plan, num_classes, silence_std, max_windows_per_step
+        )
+        probabilities = tf.reduce_mean(window_probabilities, axis=1)
+        return {"probabilities": probabilities, "label": tf.gather(labels, tf.argmax(probabilities, axis=-1))}
+
+    spec = [tf.TensorSpec(shape=[None, None], dtype=tf.float32, name="waveform")]
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(SERVING_SIGNATURE, serving_fn, input_signature=spec)
+    archive.add_endpoint(WINDOWS_SIGNATURE, windows_fn, input_signature=spec)
+    from kser.quiet import silenced_stderr
+
+    with silenced_stderr():  # TF's "untraced functions" and asset chatter
+        archive.write_out(str(path), verbose=False)
+
+
+def _temp_dir_for(export_dir: Path, kind: str) -> Path:
+    return export_dir.with_name(f".{export_dir.name}.{os.getpid()}.{kind}{atomic.TEMP_SUFFIX}")
+
+
+def _check_destination(export_dir: Path, overwrite: bool) -> None:
+    if export_dir.exists() or export_dir.is_symlink():
+        if not export_dir.is_dir():
+            raise KserError(f"{export_dir} exists and is not a directory")
+        if any(export_dir.iterdir()) and not overwrite:
+            raise KserError(f"{export_dir} is not empty; choose another export_dir or pass --overwrite to replace it")
+
+
+def export_model(
+    model: Any,
+    info: ModelInfo,
+    export_dir: str | Path,
+    window_hop_seconds: float = DEFAULT_WINDOW_HOP_SECONDS,
+    overwrite: bool = False,
+    max_windows_per_step: int = DEFAULT_MAX_WINDOWS_PER_STEP,
+) -> Path:
+    """Write ``model`` (features -> probabilities) plus the waveform front end as a SavedModel.
+
+    Returns the export directory. A non-empty ``export_dir`` is refused unless ``overwrite``;
+    the old export is only removed once the new one is complete.
+    """
+    export_dir = Path(export_dir).absolute()
+    plan = window_plan(info, window_hop_seconds)
+    if max_windows_per_step < 1:
+        raise KserError(f"max_windows_per_step must be >= 1, got {max_windows_per_step}")
+    _check_compatible(model, info)
+    _check_destination(export_dir, overwrite)
+    export_dir.parent.mkdir(parents=True, exist_ok=True)
+
+    temp = _temp_dir_for(export_dir, "export")
+    old = _temp_dir_for(export_dir, "old")
+    for leftover in (temp, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        _write_saved_model(model, info, temp, plan, max_windows_per_step)
+        atomic.write_json(temp / EXPORT_INFO_FILE, export_metadata(info, plan, window_hop_seconds))
+        _check_destination(export_dir, overwrite)  # something may have appeared meanwhile
+        if export_dir.exists():
+            os.rename(export_dir, old)
+        try:
+            os.rename(temp, export_dir)
+        except OSError:
+            if old.exists():
+                os.rename(old, export_dir)
+            raise
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return export_dir
+
+
+def export_saved_model(
+    model_dir: str | Path,
+    export_dir: str | Path,
+    window_hop_seconds: float = DEFAULT_WINDOW_HOP_SECONDS,
+    overwrite: bool = False,
+) -> Path:
+    """Export the trained model in ``model_dir`` (see kser.model_dir) to ``export_dir``."""
+    model_dir = Path(model_dir)
+    export_dir = Path(export_dir)
+    if not model_dir.is_dir():
+        raise KserError(f"model directory {model_dir} does not exist")
+    model_abs, export_abs = model_dir.resolve(), export_dir.resolve()
+    if export_abs == model_abs or export_abs in model_abs.parents:
+        raise KserError(f"export_dir {export_dir} would replace the model directory {model_dir}; choose another path")
+    info = load_info(model_dir)
+    window_plan(info, window_hop_seconds)  # a bad hop fails before the slow model load
+    _check_destination(export_abs, overwrite)
+    _tf()  # TensorFlow imported quietly before Keras imports it with its native start-up chatter
+    try:
+        model = load_model(model_dir)
+    except KserError:
+        raise
+    except Exception as error:  # Keras raises a variety of errors for a damaged .keras file
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise KserError(f"cannot load {model_dir / MODEL_FILE}: {message}") from None
+    return export_model(model, info, export_dir, window_hop_seconds=window_hop_seconds, overwrite=overwrite)

@@ -1,0 +1,322 @@
+"""SavedModel export and prediction: the exported graph is kser's own preprocessing + model, standalone.
+
+One tiny ``small`` model (random weights, 3 classes) is exported once per module; the SavedModel is
+then served in a subprocess that cannot import kser, and by ``kser predict``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from kser import models
+from kser.config import AudioConfig, FeatureConfig
+from kser.errors import KserError
+from kser.export import (
+    EXPORT_INFO_FILE,
+    WindowPlan,
+    export_model,
+    export_saved_model,
+    score_windows,
+    window_starts,
+)
+from kser.features import log_mel_deltas
+from kser.model_dir import MODEL_FILE, ModelInfo, save_info
+from kser.predict import load_exported, overall_rtf, predict_files
+from kser.waveform import normalize, pad_or_trim
+from tests.cli_runner import run_kser
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+
+RATE = 16_000
+CLIP = 48_000
+LABELS = ("calm", "happy", "sad")
+TINY_SMALL = dict(conv_filters=(4, 8, 8), proj_units=8, rnn_units=4)
+
+
+def _signal(seconds: float, seed: int, scale: float = 0.2, offset: float = 0.0) -> np.ndarray:
+    """Noise with a slowly varying envelope and a tone, so windows differ from each other."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * RATE))
+    t = np.arange(n) / RATE
+    envelope = 0.3 + np.abs(np.sin(2 * np.pi * 0.37 * t + seed))
+    tone = np.sin(2 * np.pi * (180 + 40 * seed) * t)
+    return (offset + scale * envelope * (tone + 0.5 * rng.standard_normal(n))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A model_dir as training leaves it, and the Keras model itself."""
+    model = models.build("small", num_classes=len(LABELS), input_shape=(300, 64, 3), **TINY_SMALL)
+    # Non-trivial BatchNorm statistics, so that inference mode matters.
+    for layer in model.layers:
+        if layer.name.startswith(("input_bn", "bn")):
+            mean, var = layer.moving_mean, layer.moving_variance
+            rng = np.random.default_rng(len(layer.name))
+            mean.assign(rng.normal(0, 2, mean.shape).astype("float32"))
+            var.assign(rng.uniform(0.5, 20, var.shape).astype("float32"))
+    info = ModelInfo(arch="small", label_names=LABELS, audio=AudioConfig(), features=FeatureConfig())
+    model_dir = tmp_path_factory.mktemp("model")
+    save_info(model_dir, info)
+    model.save(model_dir / MODEL_FILE)
+    return model_dir, model, info
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    model_dir, _, _ = trained
+    return export_saved_model(model_dir, tmp_path_factory.mktemp("exports") / "emotion")
+
+
+def _reference(model, info: ModelInfo, rows: np.ndarray, hop_seconds: float = 1.0) -> np.ndarray:
+    """kser's own preprocessing in numpy + the Keras model in-process, window probabilities averaged."""
+    plan = WindowPlan(clip_samples=CLIP, hop_samples=int(hop_seconds * RATE))
+    result = []
+    for row in rows:
+        normalised, _ = normalize(row, info.audio.silence_std)
+        if normalised.shape[0] < CLIP:
+            normalised = pad_or_trim(normalised, CLIP)
+        windows = np.stack([normalised[s : s + CLIP] for s in window_starts(row.shape[0], plan)])
+        probabilities = np.asarray(model(log_mel_deltas(windows, info.features), training=False))
+        result.append(probabilities.mean(axis=0))
+    return np.stack(result)
+
+
+INPUTS = {
+    "short": np.stack([_signal(1.2, seed=1, scale=0.01, offset=0.3)]),  # 1.2 s: zero-padded to one window
+    "exact": np.stack([_signal(3.0, seed=2, scale=3.0), np.full(CLIP, 0.25, np.float32)]),  # 2nd row silent
+    "long": np.stack([_signal(7.3, seed=3), _signal(7.3, seed=4, scale=0.05, offset=-0.1)]),  # 6 windows
+}
+
+# Loads the SavedModel with kser made unimportable: the export must stand on TensorFlow alone.
+SERVE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+
+    class NoKser:
+        def find_spec(self, name, path=None, target=None):
+            if name == "kser" or name.startswith("kser."):
+                raise ImportError("kser must not be needed to serve an export")
+            return None
+
+    sys.meta_path.insert(0, NoKser())
+    import numpy as np
+    import tensorflow as tf
+
+    export_dir, inputs_path, outputs_path = sys.argv[1:]
+    loaded = tf.saved_model.load(export_dir)
+    inputs = np.load(inputs_path)
+    outputs = {}
+    for name in inputs.files:
+        result = loaded.signatures["serving_default"](waveform=tf.constant(inputs[name]))
+        outputs[name + ".probabilities"] = result["probabilities"].numpy()
+        outputs[name + ".label"] = result["label"].numpy().astype(str)
+    windows = loaded.signatures["windows"](waveform=tf.constant(inputs["long"]))
+    for key, value in windows.items():
+        outputs["windows." + key] = value.numpy().astype(str) if value.dtype == tf.string else value.numpy()
+    assert not any(m == "kser" or m.startswith("kser.") for m in sys.modules), "kser was imported"
+    np.savez(outputs_path, **outputs)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def served(exported, tmp_path_factory):
+    """Outputs of both signatures, computed in a fresh process that cannot import kser."""
+    work = tmp_path_factory.mktemp("serve")
+    np.savez(work / "inputs.npz", **INPUTS)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_SCRIPT, str(exported), str(work / "inputs.npz"), str(work / "outputs.npz")],
+        cwd=work, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(work / "outputs.npz") as outputs:
+        return {key: outputs[key] for key in outputs.files}
+
+
+@pytest.mark.parametrize("name", sorted(INPUTS))
+def test_served_probabilities_match_kser_preprocessing_and_keras(name, served, trained):
+    _, model, info = trained
+    expected = _reference(model, info, INPUTS[name])
+    probabilities = served[f"{name}.probabilities"]
+    assert probabilities.shape == (INPUTS[name].shape[0], len(LABELS))
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert list(served[f"{name}.label"]) == [LABELS[i] for i in expected.argmax(axis=1)]
+
+
+def test_windows_signature_starts_and_per_window_probabilities(served, trained):
+    _, model, info = trained
+    starts = served["windows.start_seconds"]
+    np.testing.assert_array_equal(starts, np.float32([0, 1, 2, 3, 4, 4.3]))  # last window ends at 7.3 s
+    per_window = served["windows.probabilities"]
+    assert per_window.shape == (2, 6, len(LABELS))
+    np.testing.assert_allclose(per_window.mean(axis=1), served["long.probabilities"], atol=1e-6)
+    assert served["windows.label"].shape == (2, 6)
+    assert (served["windows.label"] == np.array(LABELS)[per_window.argmax(axis=-1)]).all()
+    # The last window, scored alone from kser's own preprocessing.
+    row, _ = normalize(INPUTS["long"][0], info.audio.silence_std)
+    last = np.asarray(model(log_mel_deltas(row[-CLIP:][None], info.features), training=False))[0]
+    np.testing.assert_allclose(per_window[0, -1], last, atol=1e-5)
+
+
+def test_window_starts_cover_every_sample():
+    plan = WindowPlan(clip_samples=CLIP, hop_samples=RATE)
+    assert window_starts(int(1.2 * RATE), plan) == [0]
+    assert window_starts(CLIP, plan) == [0]
+    assert window_starts(CLIP + 1, plan) == [0, 1]
+    assert window_starts(5 * RATE, plan) == [0, RATE, 2 * RATE]  # exact fit: no duplicate last window
+    assert window_starts(int(7.3 * RATE), plan) == [0, 16_000, 32_000, 48_000, 64_000, 68_800]
+
+
+def test_windows_are_classified_in_bounded_steps_with_the_same_result():
+    import tensorflow as tf
+
+    plan = WindowPlan(clip_samples=CLIP, hop_samples=RATE // 2)
+    rows = np.stack([_signal(9.1, seed=5), _signal(9.1, seed=6, scale=4.0)])
+
+    def classify(clips):  # a transparent "model": three numbers read off each window
+        return tf.stack([clips[:, 0], clips[:, 1234], clips[:, -1]], axis=1)
+
+    results = [score_windows(rows, classify, plan, 3, 1e-6, max_windows_per_step=k) for k in (1, 4, 1000)]
+    starts = window_starts(rows.shape[1], plan)
+    normalised = np.stack([normalize(row)[0] for row in rows])
+    expected = np.stack([[[r[s], r[s + 1234], r[s + CLIP - 1]] for s in starts] for r in normalised])
+    for probabilities, graph_starts in results:
+        assert list(graph_starts.numpy()) == starts
+        np.testing.assert_allclose(probabilities.numpy(), expected, atol=1e-6)
+
+
+def test_export_writes_metadata(exported):
+    metadata = json.loads((exported / EXPORT_INFO_FILE).read_text())
+    assert metadata["label_names"] == list(LABELS)
+    assert metadata["sample_rate"] == RATE and metadata["clip_seconds"] == 3.0
+    assert metadata["window_hop_seconds"] == 1.0 and metadata["arch"] == "small"
+    assert metadata["kser_version"]
+    assert not [p for p in exported.parent.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_export_refuses_non_empty_dir_and_is_atomic(trained, tmp_path, monkeypatch):
+    model_dir, model, info = trained
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(KserError, match="not empty.*--overwrite"):
+        export_saved_model(model_dir, target)
+    with pytest.raises(KserError, match="would replace the model directory"):
+        export_saved_model(model_dir, model_dir, overwrite=True)
+
+    # A failure after the SavedModel is written leaves the old directory exactly as it was.
+    import kser.export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(kser.export, "export_metadata", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_model(model, info, target, overwrite=True)
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temporary directory left
+    monkeypatch.undo()
+
+    export_model(model, info, target, overwrite=True)
+    assert not (target / "keep.txt").exists() and (target / EXPORT_INFO_FILE).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_load_exported_errors(tmp_path):
+    with pytest.raises(KserError, match="does not exist"):
+        load_exported(tmp_path / "nope")
+    with pytest.raises(KserError, match=f"{EXPORT_INFO_FILE} not found"):
+        load_exported(tmp_path)
+
+
+def test_export_needs_both_model_files(trained, tmp_path):
+    _, _, info = trained
+    with pytest.raises(KserError, match="kser_model.json not found"):
+        export_saved_model(tmp_path, tmp_path / "out")
+    save_info(tmp_path, info)
+    with pytest.raises(KserError, match=f"{MODEL_FILE} not found"):
+        export_saved_model(tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def audio_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("audio")
+    short = folder / "short_16k.wav"
+    soundfile.write(short, _signal(1.2, seed=7), RATE, subtype="PCM_16")
+    long_44k = folder / "long_44k.wav"
+    t = np.arange(int(7.3 * 44_100)) / 44_100
+    soundfile.write(long_44k, (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 0.5 * t)).astype("float32"), 44_100)
+    bad = folder / "bad.wav"
+    bad.write_bytes(b"RIFF but not really a wave file")
+    return short, long_44k, bad
+
+
+def test_predict_files_reads_resamples_and_reports_bad_files(exported, audio_files):
+    short, long_44k, bad = audio_files
+    results = predict_files(exported, [short, bad, long_44k], windows=True)
+    assert [r.ok for r in results] == [True, False, True]
+    assert "not a readable audio file" in results[1].error
+    assert results[0].audio_seconds == pytest.approx(1.2) and len(results[0].windows) == 1
+    assert results[2].audio_seconds == pytest.approx(7.3) and len(results[2].windows) == 6
+    for result in (results[0], results[2]):
+        assert result.label == max(result.probabilities, key=result.probabilities.get)
+        assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert result.rtf is not None and result.rtf > 0
+    assert overall_rtf(results) > 0
+
+
+def test_kser_predict_cli(exported, audio_files):
+    short, long_44k, bad = audio_files
+    expected = {r.path: r.label for r in predict_files(exported, [short, long_44k])}
+
+    result = run_kser("predict", f"--export_dir={exported}", "--windows", str(short), str(bad), str(long_44k))
+    assert result.returncode == 1, result.stderr  # a file failed: reported, the others still predicted
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and str(bad) in errors[0], result.stderr
+    file_lines = [line.split("\t") for line in result.stdout.splitlines() if not line.startswith((" ", "real-time"))]
+    assert {fields[0]: fields[1] for fields in file_lines} == expected
+    window_lines = [line for line in result.stdout.splitlines() if line.startswith(" ")]
+    assert len(window_lines) == 1 + 6 and window_lines[-1].split()[:2] == ["4.30", "s"]
+    assert "real-time factor:" in result.stdout.splitlines()[-1]
+
+    clean = run_kser("predict", f"--export_dir={exported}", str(short), str(long_44k))
+    assert clean.returncode == 0, clean.stderr
+    assert len(clean.stdout.splitlines()) == 3 and "RTF" in clean.stdout
+
+
+def _assert_one_line_error(result, *fragments: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    _assert_one_line_error(
+        run_kser("export", f"--model_dir={tmp_path / 'missing'}", f"--export_dir={tmp_path / 'out'}"),
+        "missing", "does not exist",
+    )
+    (tmp_path / "empty_model").mkdir()
+    _assert_one_line_error(
+        run_kser("export", f"--model_dir={tmp_path / 'empty_model'}", f"--export_dir={tmp_path / 'out'}"),
+        "kser_model.json not found",
+    )
+    _assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}", "x.wav"), EXPORT_INFO_FILE)
+    _assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}"), "no audio files")
+    assert not (tmp_path / "out").exists()
