@@ -5,6 +5,7 @@ PYTHON    ?= python3
 VENV      ?= .venv
 VENV_TFIO ?= .venv-tfio
 DEMO_DIR  ?= demo
+DEMO_EPOCHS ?= 40
 PIP_FLAGS ?= -q --disable-pip-version-check
 PYTEST    ?= -q
 
@@ -45,10 +46,23 @@ test-tfio: install-tfio
 demo: install
 	$(BIN)/kser demo-data --out=$(DEMO_DIR)/audio
 	$(BIN)/kser build-records --data_dir=$(DEMO_DIR)/audio --output_dir=$(DEMO_DIR)/records
-	@echo "demo records: $(DEMO_DIR)/records (manifest.json lists splits, counts and shards)"
+	$(BIN)/kser train --arch=small --records_dir=$(DEMO_DIR)/records --model_dir=$(DEMO_DIR)/model \
+		--epochs=$(DEMO_EPOCHS) --seed=0 --overwrite
+	$(BIN)/kser evaluate --model_dir=$(DEMO_DIR)/model --records_dir=$(DEMO_DIR)/records --split=test
+	$(BIN)/kser export --model_dir=$(DEMO_DIR)/model --export_dir=$(DEMO_DIR)/export --overwrite
+	@echo "predicting a held-out clip (actor 1007 is in the test split with the default seed):"
+	$(BIN)/kser predict --export_dir=$(DEMO_DIR)/export --windows $(DEMO_DIR)/audio/1007_IEO_ANG_XX.wav
+	@echo
+	@echo "demo done:"
+	@echo "  records      $(DEMO_DIR)/records/manifest.json"
+	@echo "  TensorBoard  $(BIN)/tensorboard --logdir $(DEMO_DIR)/model/logs"
+	@echo "  report       $(DEMO_DIR)/model/eval/report.json (+ confusion_matrix.png, training_curves.png)"
+	@echo "  SavedModel   $(DEMO_DIR)/export"
 
 bench: install
 	$(BIN)/python benchmarks/build_records.py --out=benchmarks/results
+	$(BIN)/python benchmarks/features_pipeline.py --out=benchmarks/results
+	$(BIN)/python benchmarks/train_step.py --out=benchmarks/results
 
 clean:
 	rm -rf $(VENV) $(VENV_TFIO) $(DEMO_DIR) .pytest_cache build *.egg-info
