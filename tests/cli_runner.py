@@ -26,3 +26,23 @@ def run_kser(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def start_kser(*args: str) -> subprocess.Popen:
     return subprocess.Popen(kser_command(*args), cwd=REPO, env=kser_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A failed command printed exactly one ``error:`` line naming ``fragments``, no traceback."""
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def run_under_jax(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh Python with ``KERAS_BACKEND=jax`` on the CPU; assert it succeeded."""
+    env = {**kser_env(), "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from tests.cli_runner import run_under_jax
 from kser.augment import (  # noqa: E402
     SpecAugment,
     WaveformAugment,
@@ -29,7 +27,6 @@ from kser.augment import (  # noqa: E402
 )
 from kser.config import AugmentConfig, from_dict, to_dict  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SR = 16_000
 CLIP = 48_000
 OFF = AugmentConfig(noise_prob=0.0, gain_prob=0.0, pitch_prob=0.0, specaugment_prob=0.0)
@@ -367,15 +364,5 @@ def test_runs_under_jax_backend() -> None:
         print("ok")
         """
     )
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_under_jax(script)
     assert "ok" in result.stdout

@@ -2,28 +2,19 @@
 
 import pytest
 
-from tests.cli_runner import run_kser
+from tests.cli_runner import assert_one_line_error, run_kser
 from tests.synthetic import write_crema_d
-
-
-def assert_clean_error(result, *fragments):
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    error_lines = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(error_lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in error_lines[0]
 
 
 def test_missing_data_dir(tmp_path):
     result = run_kser("build-records", f"--data_dir={tmp_path / 'nope'}", f"--output_dir={tmp_path / 'out'}")
-    assert_clean_error(result, "nope", "does not exist")
+    assert_one_line_error(result, "nope", "does not exist")
 
 
 def test_empty_data_dir(tmp_path):
     (tmp_path / "data").mkdir()
     result = run_kser("build-records", f"--data_dir={tmp_path / 'data'}", f"--output_dir={tmp_path / 'out'}")
-    assert_clean_error(result, "no usable audio files")
+    assert_one_line_error(result, "no usable audio files")
 
 
 def test_build_prints_a_summary_with_rate(tmp_path):
@@ -41,7 +32,7 @@ def test_refused_rerun_names_the_difference(tmp_path):
     args = [f"--data_dir={tmp_path / 'data'}", f"--output_dir={tmp_path / 'out'}", "--clip_seconds=0.5"]
     assert run_kser("build-records", *args).returncode == 0
     result = run_kser("build-records", *args, "--seed=3")
-    assert_clean_error(result, "differs in: config.seed", "--overwrite")
+    assert_one_line_error(result, "differs in: config.seed", "--overwrite")
 
 
 def test_help_and_unknown_command():
@@ -76,5 +67,5 @@ def test_demo_data_then_build_records(tmp_path):
 
 
 def test_demo_data_bad_flags_are_one_line_errors(tmp_path):
-    assert_clean_error(run_kser("demo-data", f"--out={tmp_path}", "--sentences=40"), "sentences")
+    assert_one_line_error(run_kser("demo-data", f"--out={tmp_path}", "--sentences=40"), "sentences")
     assert "SYNTHETIC" in run_kser("demo-data", "--help").stdout

@@ -32,7 +32,7 @@ from kser.features import log_mel_deltas
 from kser.model_dir import MODEL_FILE, ModelInfo, save_info
 from kser.predict import load_exported, overall_rtf, predict_files
 from kser.waveform import normalize, pad_or_trim
-from tests.cli_runner import run_kser
+from tests.cli_runner import assert_one_line_error, run_kser
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
@@ -298,25 +298,16 @@ def test_kser_predict_cli(exported, audio_files):
     assert len(clean.stdout.splitlines()) == 3 and "RTF" in clean.stdout
 
 
-def _assert_one_line_error(result, *fragments: str) -> None:
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0]
-
-
 def test_cli_errors_are_one_line(tmp_path):
-    _assert_one_line_error(
+    assert_one_line_error(
         run_kser("export", f"--model_dir={tmp_path / 'missing'}", f"--export_dir={tmp_path / 'out'}"),
         "missing", "does not exist",
     )
     (tmp_path / "empty_model").mkdir()
-    _assert_one_line_error(
+    assert_one_line_error(
         run_kser("export", f"--model_dir={tmp_path / 'empty_model'}", f"--export_dir={tmp_path / 'out'}"),
         "kser_model.json not found",
     )
-    _assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}", "x.wav"), EXPORT_INFO_FILE)
-    _assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}"), "no audio files")
+    assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}", "x.wav"), EXPORT_INFO_FILE)
+    assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}"), "no audio files")
     assert not (tmp_path / "out").exists()

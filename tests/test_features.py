@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from tests.cli_runner import run_under_jax
 from kser.config import FeatureConfig  # noqa: E402
 from kser.features import (  # noqa: E402
     LogMelDeltas,
@@ -28,7 +26,6 @@ from kser.features import (  # noqa: E402
     mel_filterbank,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG = FeatureConfig()
 CLIP = 48_000  # 3 s at 16 kHz
 TOLERANCE_DB = 0.01
@@ -272,17 +269,7 @@ def test_runs_under_jax_backend(tmp_path: Path) -> None:
         np.save(sys.argv[2], out)
         """
     )
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "in.npy"), str(tmp_path / "out.npy")],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_under_jax(script, str(tmp_path / "in.npy"), str(tmp_path / "out.npy"))
     out = np.load(tmp_path / "out.npy")
     assert out.shape == (1, 300, 64, 3)
     np.testing.assert_allclose(out, run(y), atol=1e-3)

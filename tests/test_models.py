@@ -6,9 +6,6 @@ Full-size models are only built (fast), never run; everything that runs uses tin
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -16,13 +13,13 @@ import keras
 import numpy as np
 import pytest
 
+from tests.cli_runner import run_under_jax
 from kser import models
 from kser.models import AttentionPooling
 
 # Keras' own weight saving under TF + NumPy 2 warns about __array__(copy=...); not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_INPUT = (20, 16, 3)
 
 # Tiny widths per architecture, so that forward passes, saving and fitting take milliseconds.
@@ -209,10 +206,5 @@ def test_every_architecture_runs_under_jax(tmp_path):
         print("ok")
         """
     )
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    result = run_under_jax(script)
     assert result.stdout.strip().endswith("ok")
