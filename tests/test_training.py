@@ -115,3 +115,31 @@ def test_cli_train_and_evaluate_errors_are_one_line(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr and "kser_model.json" in result.stderr
     result = run_kser("train", f"--records_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}", "--model_options={bad")
     assert result.returncode == 1 and "--model_options" in result.stderr
+
+
+def test_a_killed_run_resumes_where_it_stopped(records, tmp_path, monkeypatch):
+    import keras
+
+    import kser.training
+
+    class Crash(keras.callbacks.Callback):  # fault injection: the process dies after epoch 2
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    real_callbacks = kser.training._callbacks
+
+    def with_crash(*args):
+        callbacks, stop_on_non_finite = real_callbacks(*args)
+        return callbacks + [Crash()], stop_on_non_finite
+
+    monkeypatch.setattr(kser.training, "_callbacks", with_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(epochs=4), records, tmp_path, model_options=TINY, verbose=0)
+    assert (tmp_path / "backup").is_dir() and not (tmp_path / layout.MODEL_FILE).exists()
+    monkeypatch.setattr(kser.training, "_callbacks", real_callbacks)
+    resumed = train(tiny_config(epochs=4), records, tmp_path, model_options=TINY, verbose=0)
+    assert resumed.epochs_run == 2  # epochs 3 and 4 only
+    with open(tmp_path / layout.HISTORY_FILE) as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
+    assert (tmp_path / layout.MODEL_FILE).exists() and not (tmp_path / "backup").exists()
