@@ -38,7 +38,10 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(2)
     # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise on a command line.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    module = importlib.import_module(COMMANDS[command][0])
+    from kser.quiet import silenced_stderr
+
+    with silenced_stderr():  # a command module may import Keras, and so TensorFlow, at once
+        module = importlib.import_module(COMMANDS[command][0])
     from absl import app, flags
 
     if any(arg in ("-h", "--help", "-help", "--helpshort") for arg in argv[2:]):

@@ -17,12 +17,12 @@ from cli.common import reports_errors
 from kser.config import AugmentConfig, TrainConfig
 from kser.data import BALANCE_MODES
 from kser.errors import KserError
+from kser.models import available_architectures
 from kser.training import FEATURES_ON
 
 _DEFAULTS = TrainConfig()
-_ARCHITECTURES = ["gru", "lstm", "lstm_ft", "attn_pool", "small"]
 
-flags.DEFINE_enum("arch", _DEFAULTS.arch, _ARCHITECTURES, "Model architecture (see kser.models).")
+flags.DEFINE_enum("arch", _DEFAULTS.arch, available_architectures(), "Model architecture (see kser.models).")
 flags.DEFINE_string("records_dir", None, "Output of kser build-records.", required=True)
 flags.DEFINE_string("model_dir", None, "Where the model, logs, checkpoints and history go.", required=True)
 flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Maximum number of epochs.")

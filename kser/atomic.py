@@ -23,13 +23,17 @@ def commit(temp: str | os.PathLike, final: str | os.PathLike) -> None:
     os.replace(temp, final)
 
 
-def write_json(path: str | os.PathLike, payload: Any) -> None:
-    """Atomically write ``payload`` as pretty, key-sorted JSON."""
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically write ``text`` (UTF-8)."""
     temp = temp_path_for(path)
     with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+        handle.write(text)
     commit(temp, path)
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> None:
+    """Atomically write ``payload`` as pretty, key-sorted JSON."""
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def remove_stale_temps(directory: str | os.PathLike) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from kser import model_dir as layout
-from kser.atomic import write_json
+from kser.atomic import write_json, write_text
 from kser.data import make_dataset, read_manifest
 from kser.errors import KserError
 from kser.metrics import classification_metrics, classification_report_text
@@ -72,10 +72,7 @@ def evaluate(model_dir: str | Path, records_dir: str | Path, split: str = "test"
         "trained_on_manifest_sha256": info.records_manifest_sha256,
     }
     write_json(output / "report.json", report)
-    text = classification_report_text(metrics, digits=3)
-    temp = output / ".classification_report.txt.tmp"
-    temp.write_text(text + "\n")
-    temp.replace(output / "classification_report.txt")
+    write_text(output / "classification_report.txt", classification_report_text(metrics, digits=3) + "\n")
     confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), info.label_names, output / "confusion_matrix.png", title=f"{info.arch} on {split}")
     training_curves_png(read_history(model_dir), output / "training_curves.png", title=info.arch)
     return report
