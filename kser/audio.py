@@ -8,6 +8,7 @@ for resampling; ``decoder="tfio"`` forces it.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -92,8 +93,8 @@ def _to_float(samples: np.ndarray) -> np.ndarray:
 def resample(samples: np.ndarray, source_rate: int, target_rate: int, use_tfio: bool = False) -> np.ndarray:
     """Band-limited resampling of a mono float32 clip.
 
-    Without tensorflow-io this is exact FFT resampling (the clip is treated as one period, so
-    a few milliseconds at each edge can ring slightly); with it, tensorflow-io's polyphase
+    Without tensorflow-io this is FFT resampling of the zero-padded clip (band-limited and exact
+    in rate; the clip's ends can ring slightly where the signal is cut off); with it, tensorflow-io's polyphase
     resampler runs in the TensorFlow graph.
     """
     if source_rate == target_rate:
@@ -107,10 +108,30 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int, use_tfio: 
         tfio = load_tfio()
         tensor = tfio.audio.resample(tensorflow().constant(samples[:, None]), rate_in=source_rate, rate_out=target_rate)
         return tensor.numpy()[:, 0].astype(np.float32)
-    spectrum = np.fft.rfft(samples.astype(np.float64))
-    kept = min(spectrum.shape[0], out_length // 2 + 1)
-    resized = np.zeros(out_length // 2 + 1, dtype=np.complex128)
+    # Zero-pad to k * (source / g) samples with k 7-smooth: the rate ratio stays exact and both
+    # FFT lengths factor into small primes (an arbitrary clip length can be a large prime, which
+    # makes the FFT several times slower).
+    g = math.gcd(source_rate, target_rate)
+    blocks = _next_smooth(-(-samples.shape[0] // (source_rate // g)))
+    n_in, n_out = blocks * (source_rate // g), blocks * (target_rate // g)
+    spectrum = np.fft.rfft(samples.astype(np.float64), n=n_in)
+    kept = min(spectrum.shape[0], n_out // 2 + 1)
+    resized = np.zeros(n_out // 2 + 1, dtype=np.complex128)
     resized[:kept] = spectrum[:kept]
-    if out_length % 2 == 0 and kept == out_length // 2 + 1 and out_length < samples.shape[0]:
+    if n_out % 2 == 0 and kept == n_out // 2 + 1 and n_out < n_in:
         resized[-1] = resized[-1].real  # a Nyquist bin must be real
-    return (np.fft.irfft(resized, n=out_length) * (out_length / samples.shape[0])).astype(np.float32)
+    resampled = np.fft.irfft(resized, n=n_out) * (n_out / n_in)
+    return resampled[:out_length].astype(np.float32)
+
+
+def _next_smooth(n: int) -> int:
+    """The smallest integer >= n whose prime factors are all 2, 3, 5 or 7 (they are dense: a few steps)."""
+    candidate = max(n, 1)
+    while True:
+        rest = candidate
+        for prime in (2, 3, 5, 7):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return candidate
+        candidate += 1
