@@ -20,11 +20,11 @@ import numpy as np
 from kser.config import AugmentConfig, FeatureConfig
 from kser.errors import KserError
 from kser.quiet import tensorflow
+from kser.records import MANIFEST_FILE as MANIFEST
 from kser.records import parse_example
 
 BALANCE_MODES = ("none", "oversample", "weights")
 OUTPUTS = ("features", "waveforms")
-MANIFEST = "manifest.json"
 
 
 def read_manifest(records_dir: str | Path) -> dict[str, Any]:

@@ -12,6 +12,8 @@ Each tf.train.Example holds one prepared clip:
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,16 @@ from kser.quiet import tensorflow
 
 ENCODINGS = {"int16": "<i2", "float32": "<f4"}
 SHARD_SUFFIX = ".tfrecord"
+MANIFEST_FILE = "manifest.json"
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (shards are ~150 MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def shard_name(split: str, index: int, count: int) -> str:

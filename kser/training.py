@@ -21,6 +21,7 @@ from kser.config import AudioConfig, AugmentConfig, FeatureConfig, TrainConfig, 
 from kser.data import BALANCE_MODES, make_dataset, read_manifest, split_size
 from kser.errors import KserError
 from kser.quiet import tensorflow
+from kser.records import MANIFEST_FILE, file_sha256
 
 FEATURES_ON = ("auto", "pipeline", "model")
 _TRAIN_CONFIG = "train_config.json"
@@ -196,7 +197,7 @@ def train(
         keras.mixed_precision.set_global_policy("float32")
 
     _save_model_atomically(core, model_dir / layout.MODEL_FILE)
-    manifest_sha = _sha256(records_dir / "manifest.json")
+    manifest_sha = file_sha256(records_dir / MANIFEST_FILE)
     layout.save_info(
         model_dir,
         layout.ModelInfo(
@@ -211,12 +212,6 @@ def train(
     )
     shutil.rmtree(model_dir / _BACKUP_DIR, ignore_errors=True)
     return _result(model_dir, history.history, features_on, core.count_params())
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _result(model_dir: Path, history: dict[str, list[float]], features_on: str, parameters: int) -> TrainResult:

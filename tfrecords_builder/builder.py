@@ -24,7 +24,7 @@ from kser.config import BuildConfig
 from kser.errors import KserError
 from kser.progress import Progress
 from kser.quiet import tensorflow
-from kser.records import ENCODINGS, make_example
+from kser.records import ENCODINGS, file_sha256, make_example
 from kser.splits import split_clips
 from tfrecords_builder import state
 from tfrecords_builder.manifest import make_manifest
@@ -169,7 +169,7 @@ def _write_shard(
             name=plan.name,
             records=sum(class_counts.values()),
             bytes=temp.stat().st_size,
-            sha256=state.file_sha256(temp),
+            sha256=file_sha256(temp),
             class_counts=dict(sorted(class_counts.items())),
             speakers=sorted(speakers),
             skipped=skipped,

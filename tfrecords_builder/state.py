@@ -20,10 +20,10 @@ from kser import atomic
 from kser.config import BuildConfig, to_dict
 from kser.errors import KserError
 from kser.layouts import ClipSource
-from kser.records import SHARD_SUFFIX
+from kser.records import MANIFEST_FILE as MANIFEST
+from kser.records import SHARD_SUFFIX, file_sha256
 
 STATE_DIR = ".kser-build"
-MANIFEST = "manifest.json"
 _FINGERPRINT = "fingerprint.json"
 # Fields that do not change what is written.
 _NOT_FINGERPRINTED = ("data_dir", "output_dir", "workers", "strict", "overwrite")
@@ -98,14 +98,6 @@ class Receipt:
 
 def _receipt_path(output: Path, shard: str) -> Path:
     return output / STATE_DIR / "receipts" / f"{shard}.json"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_receipt(output: Path, receipt: Receipt) -> None:
