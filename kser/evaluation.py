@@ -8,7 +8,6 @@ confusion_matrix.png and training_curves.png.
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from kser.atomic import write_json, write_text
 from kser.data import make_dataset, read_manifest
 from kser.errors import KserError
 from kser.metrics import classification_metrics, classification_report_text
+from kser.records import MANIFEST_FILE, file_sha256
 
 
 def read_history(model_dir: str | Path) -> dict[str, list[float]]:
@@ -49,9 +49,12 @@ def evaluate(model_dir: str | Path, records_dir: str | Path, split: str = "test"
         )
     model = layout.load_model(model_dir)
     dataset = make_dataset(records_dir, split, batch_size=batch_size, training=False, features=info.features, one_hot=False)
-    y_true = np.concatenate([labels.numpy() for _, labels in dataset])
-    probabilities = model.predict(dataset.map(lambda inputs, labels: inputs), verbose=0)
-    y_pred = np.argmax(probabilities, axis=1)
+    # One pass: reading the labels and predicting separately would decode and featurise twice.
+    true_batches, predicted_batches = [], []
+    for inputs, labels in dataset:
+        true_batches.append(labels.numpy())
+        predicted_batches.append(np.argmax(model.predict_on_batch(inputs), axis=1))
+    y_true, y_pred = np.concatenate(true_batches), np.concatenate(predicted_batches)
     metrics = classification_metrics(y_true, y_pred, info.label_names)
 
     output = Path(output_dir) if output_dir else model_dir / "eval"
@@ -68,7 +71,7 @@ def evaluate(model_dir: str | Path, records_dir: str | Path, split: str = "test"
             "train": info.extra.get("train", {}),
         },
         "records_dir": str(records_dir.resolve()),
-        "manifest_sha256": hashlib.sha256((records_dir / "manifest.json").read_bytes()).hexdigest(),
+        "manifest_sha256": file_sha256(records_dir / MANIFEST_FILE),
         "trained_on_manifest_sha256": info.records_manifest_sha256,
     }
     write_json(output / "report.json", report)
