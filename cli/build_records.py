@@ -6,7 +6,7 @@ from absl import flags
 
 from kser.audio import DECODERS
 from kser.config import AudioConfig, BuildConfig, RecordsConfig, SplitConfig
-from kser.layouts import available_layouts
+from kser.layouts import available_layouts, layout_example
 from kser.records import ENCODINGS
 from kser.splits import STRATEGIES
 from cli.common import reports_errors
@@ -15,10 +15,11 @@ _AUDIO, _SPLIT, _RECORDS = AudioConfig(), SplitConfig(), RecordsConfig()
 
 flags.DEFINE_string("data_dir", None, "Folder of audio files (searched recursively).", required=True)
 flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.", required=True)
-flags.DEFINE_enum("layout", "crema_d", available_layouts(), "How file names/folders map to labels and speakers.")
+flags.DEFINE_enum("layout", "crema_d", available_layouts(), "How file names/folders map to labels and speakers: " + "; ".join(f"{name}: {layout_example(name)}" for name in available_layouts()) + ".")
+flags.DEFINE_list("labels", None, "The label set, in order, e.g. ANG,HAP,NEU,SAD (default: the layout's; CREMA-D's six for the emotion corpora). Clips with other labels are excluded and counted.")
 flags.DEFINE_string("speaker_pattern", None, "folders layout: regex whose first group, searched in the file stem, is the speaker.")
 flags.DEFINE_string("csv", None, "csv layout: listing with header path,label[,speaker] (default DATA_DIR/labels.csv).")
-flags.DEFINE_enum("split", _SPLIT.strategy, list(STRATEGIES), "speaker: actor-disjoint and stratified; random: per clip, stratified (the study).")
+flags.DEFINE_enum("split", _SPLIT.strategy, list(STRATEGIES), "speaker: actor-disjoint and stratified; random: per clip, stratified (the study); none: every clip in the test split (to score a model on, or to cross-validate).")
 flags.DEFINE_list("split_fractions", [str(f) for f in _SPLIT.fractions], "train,validation,test fractions.")
 flags.DEFINE_integer("seed", 0, "Seed for the split, shard order and noise.")
 flags.DEFINE_integer("sample_rate", _AUDIO.sample_rate, "Target sample rate in Hz (files are resampled).")
@@ -46,6 +47,7 @@ def config_from_flags() -> BuildConfig:
         layout=FLAGS.layout,
         speaker_pattern=FLAGS.speaker_pattern,
         csv_path=FLAGS.csv,
+        labels=tuple(FLAGS.labels) if FLAGS.labels else None,
         seed=FLAGS.seed,
         audio=AudioConfig(
             sample_rate=FLAGS.sample_rate,
@@ -70,6 +72,9 @@ def summary(result) -> str:
     for split, info in manifest["splits"].items():
         counts = " ".join(f"{label}={n}" for label, n in info["class_counts"].items())
         lines.append(f"  {split:<10} {info['clips']:>6} clips  {len(info['speakers']):>4} speakers  {len(info['shards'])} shard(s)  {counts}")
+    if manifest["excluded"]:
+        counts = " ".join(f"{label}={n}" for label, n in manifest["excluded"].items())
+        lines.append(f"excluded {sum(manifest['excluded'].values())} clip(s) whose emotion is outside the label set (not errors): {counts}")
     skipped = manifest["skipped"]
     if skipped:
         lines.append(f"skipped {len(skipped)} file(s):")

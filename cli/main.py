@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("cli.demo_data", "write the small synthetic demo data set (CREMA-D layout)"),
     "build-records": ("cli.build_records", "audio folder -> sharded TFRecords of prepared waveforms"),
     "train": ("cli.train", "train a model on records, metrics streamed to TensorBoard"),
+    "cross-validate": ("cli.cross_validate", "speaker k-fold cross-validation from one records build"),
     "evaluate": ("cli.evaluate", "report, confusion matrix and curves for one split"),
     "export": ("cli.export", "trained model dir -> TensorFlow SavedModel (waveform in, emotion out)"),
     "predict": ("cli.predict", "emotion of audio files with an exported SavedModel"),
@@ -46,7 +47,10 @@ def run(argv: list[str] | None = None) -> None:
 
     if any(arg in ("-h", "--help", "-help", "--helpshort") for arg in argv[2:]):
         print(f"usage: kser {command} [--flags]\n\n{(module.__doc__ or '').strip()}\n")
-        print(flags.FLAGS.module_help(module))
+        for flag_module in getattr(module, "FLAG_MODULES", ()) + (module,):
+            help_text = flags.FLAGS.module_help(flag_module)
+            if help_text.strip():
+                print(help_text)
         sys.exit(0)
     app.run(module.main, argv=[f"kser {command}"] + argv[2:])
 

@@ -33,7 +33,9 @@ class AudioConfig:
 class SplitConfig:
     """How clips are divided into train / validation / test before anything else happens."""
 
-    strategy: str = "speaker"  # "speaker" (actor-disjoint, stratified) or "random" (per clip, stratified)
+    # "speaker" (actor-disjoint, stratified), "random" (per clip, stratified, the study) or
+    # "none" (every clip in the test split: records for scoring a model or for cross-validation)
+    strategy: str = "speaker"
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)  # train, validation, test
 
 
@@ -55,6 +57,7 @@ class BuildConfig:
     layout: str = "crema_d"
     speaker_pattern: str | None = None
     csv_path: str | None = None
+    labels: tuple[str, ...] | None = None  # the label set in order; None: the layout's default
     seed: int = 0  # drives the split, the shard order and the per-clip noise
     audio: AudioConfig = AudioConfig()
     split: SplitConfig = SplitConfig()
@@ -192,6 +195,14 @@ ARCH_SCHEDULES: dict[str, tuple[float, float]] = {
 }
 # Architectures trained with on-the-fly augmentation by default (the study's model 3).
 ARCH_AUGMENTED: frozenset[str] = frozenset({"lstm_ft"})
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossValidationConfig:
+    """Speaker k-fold cross-validation (``kser cross-validate``)."""
+
+    folds: int = 6
+    seed: int = 0  # deals speakers into folds; also the training seed of fold 0 when --seed is not given
 
 
 @dataclasses.dataclass(frozen=True)

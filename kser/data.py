@@ -11,6 +11,7 @@ at the front of the model instead, which is where they belong on a GPU.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from kser.config import AugmentConfig, FeatureConfig
 from kser.errors import KserError
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE as MANIFEST
-from kser.records import parse_example
+from kser.records import feature_spec, parse_example
+from kser.splits import SPLITS
 
 BALANCE_MODES = ("none", "oversample", "weights")
 OUTPUTS = ("features", "waveforms")
@@ -40,38 +42,96 @@ def read_manifest(records_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def class_counts(manifest: dict[str, Any], split: str = "train") -> np.ndarray:
-    counts = manifest["splits"][split]["class_counts"]
-    return np.asarray([counts.get(label, 0) for label in manifest["label_names"]], dtype=np.int64)
+@dataclasses.dataclass(frozen=True)
+class Subset:
+    """Which clips of a records directory a dataset reads: some splits, optionally only some speakers.
+
+    A plain split name means ``Subset((split,))``. Speaker subsets are how cross-validation reads
+    its folds out of one build: the records are written once and each fold filters them by speaker.
+    """
+
+    splits: tuple[str, ...]
+    speakers: frozenset[str] | None = None  # None: every speaker of those splits
+    name: str = ""  # for messages and reports, e.g. "fold 2 test"
+
+    @classmethod
+    def of(cls, split: "str | Subset") -> "Subset":
+        return split if isinstance(split, Subset) else cls((split,), name=split)
+
+    @property
+    def label(self) -> str:
+        return self.name or "+".join(self.splits)
 
 
-def class_weights(manifest: dict[str, Any], split: str = "train") -> np.ndarray:
+def subset_to_json(subset: Subset) -> dict[str, Any]:
+    """A JSON form of a subset, for run configurations and reports."""
+    return {
+        "name": subset.label,
+        "splits": list(subset.splits),
+        "speakers": None if subset.speakers is None else sorted(subset.speakers),
+    }
+
+
+def speaker_class_counts(manifest: dict[str, Any], splits: tuple[str, ...] = SPLITS) -> dict[str, dict[str, int]]:
+    """speaker -> label -> clips over ``splits`` (records from kser build-records 0.2 and later)."""
+    result: dict[str, dict[str, int]] = {}
+    for split in splits:
+        info = manifest["splits"].get(split, {})
+        if info.get("clips", 0) and "speaker_class_counts" not in info:
+            raise KserError("these records have no per-speaker counts (built by an older kser); rebuild them with kser build-records")
+        for speaker, counts in info.get("speaker_class_counts", {}).items():
+            merged = result.setdefault(speaker, {})
+            for label, count in counts.items():
+                merged[label] = merged.get(label, 0) + int(count)
+    return result
+
+
+def class_counts(manifest: dict[str, Any], split: "str | Subset" = "train") -> np.ndarray:
+    subset = Subset.of(split)
+    names = manifest["label_names"]
+    if subset.speakers is None:
+        totals: dict[str, int] = {}
+        for name in subset.splits:
+            for label, count in manifest["splits"].get(name, {}).get("class_counts", {}).items():
+                totals[label] = totals.get(label, 0) + int(count)
+    else:
+        per_speaker = speaker_class_counts(manifest, subset.splits)
+        totals = {}
+        for speaker in subset.speakers & set(per_speaker):
+            for label, count in per_speaker[speaker].items():
+                totals[label] = totals.get(label, 0) + count
+    return np.asarray([totals.get(label, 0) for label in names], dtype=np.int64)
+
+
+def class_weights(manifest: dict[str, Any], split: "str | Subset" = "train") -> np.ndarray:
     """``n / (classes * n_c)``: every class carries the same total weight in the loss."""
     counts = class_counts(manifest, split).astype(np.float64)
-    weights = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
+    weights = np.where(counts > 0, counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
     return weights.astype(np.float32)
 
 
-def oversampling_factors(manifest: dict[str, Any], split: str = "train") -> np.ndarray:
+def oversampling_factors(manifest: dict[str, Any], split: "str | Subset" = "train") -> np.ndarray:
     """How many copies of each clip of class c an epoch holds on average: ``max_count / n_c``."""
     counts = class_counts(manifest, split).astype(np.float64)
     return np.where(counts > 0, counts.max() / np.maximum(counts, 1), 0.0).astype(np.float32)
 
 
-def split_size(manifest: dict[str, Any], split: str, balance: str = "none") -> int:
+def split_size(manifest: dict[str, Any], split: "str | Subset", balance: str = "none") -> int:
     """Clips per epoch of ``split`` (oversampling raises every class to the largest one)."""
+    counts = class_counts(manifest, split)
     if balance == "oversample":
-        counts = class_counts(manifest, split)
         return int(counts.max() * np.count_nonzero(counts))
-    return int(manifest["splits"][split]["clips"])
+    return int(counts.sum())
 
 
-def _shard_paths(records_dir: Path, manifest: dict[str, Any], split: str) -> list[str]:
-    if split not in manifest["splits"]:
-        raise KserError(f"split {split!r} not in {records_dir}/{MANIFEST}; it has {', '.join(manifest['splits'])}")
-    shards = [str(records_dir / shard["name"]) for shard in manifest["splits"][split]["shards"]]
-    if not shards:
-        raise KserError(f"split {split!r} of {records_dir} has no clips")
+def _shard_paths(records_dir: Path, manifest: dict[str, Any], subset: Subset) -> list[str]:
+    shards = []
+    for split in subset.splits:
+        if split not in manifest["splits"]:
+            raise KserError(f"split {split!r} not in {records_dir}/{MANIFEST}; it has {', '.join(manifest['splits'])}")
+        shards += [str(records_dir / shard["name"]) for shard in manifest["splits"][split]["shards"]]
+    if not shards or split_size(manifest, subset) == 0:
+        raise KserError(f"{subset.label} of {records_dir} has no clips")
     missing = [path for path in shards if not Path(path).is_file()]
     if missing:
         raise KserError(f"{records_dir} is incomplete: {missing[0]} is listed in the manifest but missing")
@@ -100,7 +160,7 @@ def _oversample(dataset: Any, factors: np.ndarray, seed: int | None) -> Any:
 
 def make_dataset(
     records_dir: str | Path,
-    split: str,
+    split: str | Subset,
     *,
     batch_size: int = 32,
     training: bool | None = None,
@@ -116,6 +176,7 @@ def make_dataset(
     """A batched ``tf.data.Dataset`` of ``(inputs, labels)``, or ``(inputs, labels, weights)`` when
     ``balance="weights"``.
 
+    ``split`` is a split name or a :class:`Subset` (splits and speakers, as cross-validation uses).
     ``training`` (default: ``split == "train"``) turns on shuffling, rebalancing and
     augmentation; any other split is read as it is. ``output="features"`` yields
     ``[batch, frames, mels, 3]`` log-mel/delta/delta-delta, ``"waveforms"`` ``[batch, samples]``.
@@ -129,11 +190,12 @@ def make_dataset(
         raise KserError(f"unknown balance mode {balance!r}; choose one of {', '.join(BALANCE_MODES)}")
     if output not in OUTPUTS:
         raise KserError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
-    training = split == "train" if training is None else training
+    subset = Subset.of(split)
+    training = subset.splits == ("train",) if training is None else training
     deterministic = seed is not None if deterministic is None else deterministic
     num_classes = len(manifest["label_names"])
     encoding = manifest["waveform"]["encoding"]
-    shards = _shard_paths(records_dir, manifest, split)
+    shards = _shard_paths(records_dir, manifest, subset)
     autotune = tf.data.AUTOTUNE
 
     files = tf.data.Dataset.from_tensor_slices(shards)
@@ -157,16 +219,26 @@ def make_dataset(
         parsed = parse_example(serialized, encoding)
         return tf.ensure_shape(parsed["waveform"], [samples]), parsed["label"]
 
+    if subset.speakers is not None:
+        # Select speakers before the waveforms are decoded: parse only the speaker field first.
+        wanted = tf.constant(sorted(subset.speakers) or [""], dtype=tf.string)
+        speaker_spec = {"speaker": feature_spec()["speaker"]}
+
+        def selected(serialized: Any) -> Any:
+            speaker = tf.io.parse_single_example(serialized, speaker_spec)["speaker"]
+            return tf.reduce_any(tf.equal(speaker, wanted))
+
+        dataset = dataset.filter(selected)
     dataset = dataset.map(parse, num_parallel_calls=autotune, deterministic=deterministic or not training)
     if training and balance == "oversample":
-        dataset = _oversample(dataset, oversampling_factors(manifest, split), seed)
+        dataset = _oversample(dataset, oversampling_factors(manifest, subset), seed)
         dataset = dataset.shuffle(shuffle_buffer, seed=None if seed is None else seed + 1, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
 
     if output == "features":
         dataset = _add_features(dataset, training, augment, features or FeatureConfig(), seed, deterministic)
 
-    weights = tf.constant(class_weights(manifest, split)) if balance == "weights" and training else None
+    weights = tf.constant(class_weights(manifest, subset)) if balance == "weights" and training else None
 
     def finish(inputs: Any, labels: Any) -> Any:
         targets = tf.one_hot(labels, num_classes) if one_hot else labels
@@ -178,7 +250,7 @@ def make_dataset(
     if not training:
         # Evaluation splits hold a known number of batches: tell Keras (progress bars, no
         # "ran out of data" warnings).
-        batches = -(-int(manifest["splits"][split]["clips"]) // batch_size)
+        batches = -(-split_size(manifest, subset) // batch_size)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     options = tf.data.Options()
     options.deterministic = deterministic or not training

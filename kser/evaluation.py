@@ -15,7 +15,7 @@ import numpy as np
 
 from kser import model_dir as layout
 from kser.atomic import write_json, write_text
-from kser.data import make_dataset, read_manifest
+from kser.data import Subset, make_dataset, read_manifest
 from kser.errors import KserError
 from kser.metrics import classification_metrics, classification_report_text
 from kser.records import MANIFEST_FILE, file_sha256
@@ -35,33 +35,74 @@ def read_history(model_dir: str | Path) -> dict[str, list[float]]:
     return columns
 
 
-def evaluate(model_dir: str | Path, records_dir: str | Path, split: str = "test", output_dir: str | Path | None = None, batch_size: int = 32) -> dict[str, Any]:
-    """Score the trained model on ``split`` and write the report files; returns report.json's content."""
+def label_mapping(model_labels: tuple[str, ...], records_labels: list[str], records_dir: Path) -> np.ndarray:
+    """records label index -> model label index, matched by name; a label the model lacks is an error."""
+    unknown = [label for label in records_labels if label not in model_labels]
+    if unknown:
+        raise KserError(
+            f"{records_dir} holds label(s) {', '.join(unknown)} that the model does not know "
+            f"(it knows {', '.join(model_labels)}); rebuild the records with --labels={','.join(l for l in records_labels if l in model_labels)}"
+        )
+    return np.asarray([model_labels.index(label) for label in records_labels], dtype=np.int64)
+
+
+def _averaged_over_present(metrics: dict[str, Any], present: list[str]) -> dict[str, Any]:
+    """UAR and macro F1 over the classes the records hold (a class with no clips has no recall)."""
+    rows = [metrics["per_class"][name] for name in present]
+    macro = {key: float(np.mean([row[key] for row in rows])) for key in ("precision", "recall", "f1")}
+    return {
+        **metrics,
+        "uar": macro["recall"],
+        "macro_f1": macro["f1"],
+        "macro_avg": {**macro, "support": metrics["support"]},
+    }
+
+
+def score(model: Any, info: layout.ModelInfo, records_dir: Path, split: str | Subset, batch_size: int = 32) -> dict[str, Any]:
+    """Metrics of ``model`` on ``split`` of ``records_dir``, in the model's label space."""
+    manifest = read_manifest(records_dir)
+    to_model = label_mapping(info.label_names, list(manifest["label_names"]), records_dir)
+    dataset = make_dataset(records_dir, split, batch_size=batch_size, training=False, features=info.features, one_hot=False)
+    # One pass: reading the labels and predicting separately would decode and featurise twice.
+    true_batches, predicted_batches = [], []
+    for inputs, labels in dataset:
+        true_batches.append(to_model[labels.numpy()])
+        predicted_batches.append(np.argmax(model.predict_on_batch(inputs), axis=1))
+    y_true, y_pred = np.concatenate(true_batches), np.concatenate(predicted_batches)
+    metrics = classification_metrics(y_true, y_pred, info.label_names)
+    present = [name for name in info.label_names if metrics["per_class"][name]["support"] > 0]
+    if len(present) < len(info.label_names):
+        metrics = _averaged_over_present(metrics, present)
+    return {**metrics, "clips": int(y_true.size), "classes_present": present}
+
+
+def evaluate(
+    model_dir: str | Path,
+    records_dir: str | Path,
+    split: str | Subset = "test",
+    output_dir: str | Path | None = None,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Score the trained model on ``split`` and write the report files; returns report.json's content.
+
+    The records may hold fewer labels than the model knows (another corpus, ``--split=none``):
+    labels are matched by name, ``classes_present`` lists the classes scored, and UAR and macro F1
+    average over those classes only.
+    """
     from kser.plots import confusion_matrix_png, training_curves_png
 
     model_dir, records_dir = Path(model_dir), Path(records_dir)
     info = layout.load_info(model_dir)
     manifest = read_manifest(records_dir)
-    if tuple(manifest["label_names"]) != info.label_names:
-        raise KserError(
-            f"label sets differ: the model knows {' '.join(info.label_names)}, "
-            f"{records_dir} holds {' '.join(manifest['label_names'])}"
-        )
     model = layout.load_model(model_dir)
-    dataset = make_dataset(records_dir, split, batch_size=batch_size, training=False, features=info.features, one_hot=False)
-    # One pass: reading the labels and predicting separately would decode and featurise twice.
-    true_batches, predicted_batches = [], []
-    for inputs, labels in dataset:
-        true_batches.append(labels.numpy())
-        predicted_batches.append(np.argmax(model.predict_on_batch(inputs), axis=1))
-    y_true, y_pred = np.concatenate(true_batches), np.concatenate(predicted_batches)
-    metrics = classification_metrics(y_true, y_pred, info.label_names)
+    subset = Subset.of(split)
+    metrics = score(model, info, records_dir, subset, batch_size)
 
-    output = Path(output_dir) if output_dir else model_dir / "eval"
+    output = Path(output_dir) if output_dir else model_dir / layout.EVAL_DIR
     output.mkdir(parents=True, exist_ok=True)
     report = {
-        "split": split,
-        "clips": int(y_true.size),
+        "split": subset.label,
+        "speakers": None if subset.speakers is None else sorted(subset.speakers),
         "arch": info.arch,
         **metrics,
         "protocol": {
@@ -76,7 +117,7 @@ def evaluate(model_dir: str | Path, records_dir: str | Path, split: str = "test"
     }
     write_json(output / "report.json", report)
     write_text(output / "classification_report.txt", classification_report_text(metrics, digits=3) + "\n")
-    confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), info.label_names, output / "confusion_matrix.png", title=f"{info.arch} on {split}")
+    confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), info.label_names, output / "confusion_matrix.png", title=f"{info.arch} on {subset.label}")
     training_curves_png(read_history(model_dir), output / "training_curves.png", title=info.arch)
     return report
 
@@ -86,8 +127,11 @@ def summary_table(report: dict[str, Any]) -> str:
     lines = [
         f"{report['arch']} on {report['split']} ({report['clips']} clips): "
         f"accuracy {report['accuracy']:.4f}  UAR {report['uar']:.4f}  macro F1 {report['macro_f1']:.4f}",
-        f"{'class':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
     ]
+    absent = [name for name in report["per_class"] if name not in report.get("classes_present", report["per_class"])]
+    if absent:
+        lines.append(f"classes scored: {' '.join(report['classes_present'])} (no clips of {' '.join(absent)}; UAR and macro F1 average over the classes scored)")
+    lines.append(f"{'class':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
     for name, row in report["per_class"].items():
         lines.append(f"{name:<8}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9d}")
     return "\n".join(lines)

@@ -1,12 +1,20 @@
 """Dataset layouts: how a folder of audio files maps to (file, label, speaker).
 
-Each layout is one parser function in a small registry, so supporting another corpus
-(RAVDESS, TESS, SAVEE, EmoDB, ...) is one function. Parsers never open audio: they only
-read names (and, for ``csv``, the listing), so a scan of thousands of files is instant.
+Each layout is one parser function in a small registry, so supporting another corpus is one
+function. Parsers never open audio: they only read names (and, for ``csv``, the listing), so a
+scan of thousands of files is instant.
+
+The emotion corpora (``crema_d``, ``ravdess``, ``emodb``, ``tess``, ``savee``) map their own
+emotion codes to one vocabulary, :data:`EMOTION_NAMES`, so that a model trained on one corpus can
+be scored on another by label name. Their default label set is CREMA-D's six; a clip whose
+emotion is outside the chosen label set (calm, surprised, boredom, ...) is *excluded*, counted
+per emotion, and is not an error. ``LayoutOptions.labels`` (``--labels``) chooses and orders the
+label set for every layout, folder and csv layouts included.
 """
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import os
@@ -43,11 +51,13 @@ class Skipped:
 
 @dataclasses.dataclass(frozen=True)
 class Scan:
-    """What a layout found: usable clips, skipped files and the label vocabulary in order."""
+    """What a layout found: usable clips, skipped files, the label set in order, and how many
+    clips per emotion were left out because their emotion is not in the label set."""
 
     clips: list[ClipSource]
     skipped: list[Skipped]
     label_names: tuple[str, ...]
+    excluded: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,20 +66,54 @@ class LayoutOptions:
 
     speaker_pattern: str | None = None  # regex with one group, applied to the file stem
     csv_path: str | None = None  # for the csv layout; default DATA_DIR/labels.csv
+    labels: tuple[str, ...] | None = None  # the label set, in order; None: the layout's default
 
 
-LayoutParser = Callable[[Path, LayoutOptions], Scan]
-_LAYOUTS: dict[str, LayoutParser] = {}
+# Every emotion code a corpus layout can emit. The first six are CREMA-D's (the study's classes).
+EMOTION_NAMES: dict[str, str] = {
+    "ANG": "anger",
+    "DIS": "disgust",
+    "FEA": "fear",
+    "HAP": "happiness",
+    "NEU": "neutral",
+    "SAD": "sadness",
+    "CAL": "calm",
+    "SUR": "surprise",
+    "BOR": "boredom",
+}
+
+# A parser returns every clip it can name (with any label) and the files it cannot use.
+LayoutParser = Callable[[Path, LayoutOptions], tuple[list[ClipSource], list[Skipped]]]
 
 
-def register_layout(name: str) -> Callable[[LayoutParser], LayoutParser]:
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """A registered layout: its parser, the labels it can produce and its default label set."""
+
+    parser: LayoutParser
+    example: str  # one correctly named file, for help texts and the README
+    vocabulary: tuple[str, ...] | None = None  # None: any label (folder names, csv column)
+    default_labels: tuple[str, ...] | None = None  # None: every label found, sorted
+
+
+_LAYOUTS: dict[str, Layout] = {}
+
+
+def register_layout(
+    name: str, example: str, vocabulary: tuple[str, ...] | None = None, default_labels: tuple[str, ...] | None = None
+) -> Callable[[LayoutParser], LayoutParser]:
     """Add a parser to the registry under ``name``."""
 
     def add(parser: LayoutParser) -> LayoutParser:
-        _LAYOUTS[name] = parser
+        _LAYOUTS[name] = Layout(parser, example, vocabulary, default_labels)
         return parser
 
     return add
+
+
+def layout_example(name: str) -> str:
+    """One correctly named file of layout ``name``."""
+    return _LAYOUTS[name].example
 
 
 def available_layouts() -> list[str]:
@@ -85,12 +129,39 @@ def scan(data_dir: str | os.PathLike, layout: str, options: LayoutOptions = Layo
         raise KserError(f"data directory {root} does not exist")
     if not root.is_dir():
         raise KserError(f"data directory {root} is not a directory")
-    result = _LAYOUTS[layout](root, options)
-    if not result.clips:
-        detail = f" ({len(result.skipped)} files skipped, e.g. {result.skipped[0].path}: {result.skipped[0].reason})" if result.skipped else ""
+    found, skipped = _LAYOUTS[layout].parser(root, options)
+    if not found:
+        detail = f" ({len(skipped)} files skipped, e.g. {skipped[0].path}: {skipped[0].reason})" if skipped else ""
         raise KserError(f"no usable audio files found in {root} for layout {layout!r}{detail}")
-    _check_unique_ids(result.clips)
-    return result
+    _check_unique_ids(found)
+    label_names = _label_set(layout, found, options.labels)
+    chosen = set(label_names)
+    clips = [clip for clip in found if clip.label in chosen]
+    excluded = collections.Counter(clip.label for clip in found if clip.label not in chosen)
+    if not clips:
+        raise KserError(f"no clip in {root} has one of the labels {', '.join(label_names)}")
+    return Scan(clips, skipped, label_names, dict(sorted(excluded.items())))
+
+
+def _label_set(layout: str, clips: list[ClipSource], requested: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The requested labels, checked against what the layout can produce and what was found."""
+    spec = _LAYOUTS[layout]
+    found = {clip.label for clip in clips}
+    if not requested:
+        return spec.default_labels or tuple(sorted(found))
+    requested = tuple(label.strip() for label in requested)
+    if len(set(requested)) != len(requested) or not all(requested):
+        raise KserError(f"--labels must name distinct, non-empty labels, got {','.join(requested)}")
+    if len(requested) < 2:
+        raise KserError(f"--labels needs at least two labels to classify, got {','.join(requested)}")
+    known = spec.vocabulary or tuple(sorted(found))
+    unknown = [label for label in requested if label not in known]
+    if unknown:
+        raise KserError(f"layout {layout!r} has no label {', '.join(unknown)}; its labels are {', '.join(known)}")
+    missing = [label for label in requested if label not in found]
+    if missing:
+        raise KserError(f"no clip is labelled {', '.join(missing)} (labels found: {', '.join(sorted(found))})")
+    return requested
 
 
 def _check_unique_ids(clips: Iterable[ClipSource]) -> None:
@@ -151,23 +222,117 @@ def parse_crema_d_name(stem: str) -> tuple[str, str] | str:
     return match["actor"], match["emotion"]
 
 
-@register_layout("crema_d")
-def _crema_d(root: Path, options: LayoutOptions) -> Scan:
-    """CREMA-D: ``1001_DFA_ANG_XX.wav``; actor is the speaker, labels in the study's order."""
+# Name parsers of the emotion corpora: file stem -> (speaker, emotion code) or the reason it does not parse.
+NameParser = Callable[[Path], "tuple[str, str] | str"]
+
+
+def _named_clips(root: Path, parse: NameParser, clip_id: Callable[[Path, str], str] = lambda path, _: path.stem):
+    """Clips of a corpus whose file names carry speaker and emotion; unparseable names are skipped."""
     audio, skipped = _split_audio(_walk_files(root))
     clips = []
     for path in audio:
-        parsed = parse_crema_d_name(path.stem)
+        parsed = parse(path)
         if isinstance(parsed, str):
             skipped.append(Skipped(str(path), parsed))
             continue
-        actor, emotion = parsed
-        clips.append(ClipSource(str(path), emotion, actor, path.stem))
-    return Scan(clips, skipped, CREMA_D_EMOTIONS)
+        speaker, emotion = parsed
+        clips.append(ClipSource(str(path), emotion, speaker, clip_id(path, speaker)))
+    return clips, skipped
 
 
-@register_layout("folders")
-def _folders(root: Path, options: LayoutOptions) -> Scan:
+def _unknown_emotion(code: str, codes: dict[str, str]) -> str:
+    return f"unknown emotion code {code!r} (expected one of {' '.join(codes)})"
+
+
+@register_layout("crema_d", "1001_DFA_ANG_XX.wav", CREMA_D_EMOTIONS, CREMA_D_EMOTIONS)
+def _crema_d(root: Path, options: LayoutOptions):
+    """CREMA-D: ``1001_DFA_ANG_XX.wav``; actor is the speaker, labels in the study's order."""
+    return _named_clips(root, lambda path: parse_crema_d_name(path.stem))
+
+
+RAVDESS_NAME = re.compile(r"^(?P<modality>\d{2})-(?P<channel>\d{2})-(?P<emotion>\d{2})-(?P<intensity>\d{2})-(?P<statement>\d{2})-(?P<repetition>\d{2})-(?P<actor>\d{2})$")
+RAVDESS_EMOTIONS = {"01": "NEU", "02": "CAL", "03": "HAP", "04": "SAD", "05": "ANG", "06": "FEA", "07": "DIS", "08": "SUR"}
+
+
+def parse_ravdess_name(path: Path) -> tuple[str, str] | str:
+    match = RAVDESS_NAME.match(path.stem)
+    if match is None:
+        return "file name is not MM-CC-EE-II-SS-RR-AA (modality-channel-emotion-intensity-statement-repetition-actor)"
+    if match["emotion"] not in RAVDESS_EMOTIONS:
+        return _unknown_emotion(match["emotion"], RAVDESS_EMOTIONS)
+    return match["actor"], RAVDESS_EMOTIONS[match["emotion"]]
+
+
+@register_layout("ravdess", "Actor_01/03-01-05-01-02-01-01.wav", tuple(RAVDESS_EMOTIONS.values()), CREMA_D_EMOTIONS)
+def _ravdess(root: Path, options: LayoutOptions):
+    """RAVDESS: ``03-01-05-01-02-01-12.wav``: the 3rd field is the emotion, the 7th the actor (speaker)."""
+    return _named_clips(root, parse_ravdess_name)
+
+
+EMODB_NAME = re.compile(r"^(?P<speaker>\d{2})(?P<text>[ab]\d{2})(?P<emotion>[A-Z])(?P<version>[a-z])$")
+# German initials: Wut/Aerger (anger), Langeweile (boredom), Ekel (disgust), Angst (fear), Freude (joy), Trauer (sadness).
+EMODB_EMOTIONS = {"W": "ANG", "L": "BOR", "E": "DIS", "A": "FEA", "F": "HAP", "N": "NEU", "T": "SAD"}
+
+
+def parse_emodb_name(path: Path) -> tuple[str, str] | str:
+    match = EMODB_NAME.match(path.stem)
+    if match is None:
+        return "file name is not SSTTTEV (speaker, text code, emotion letter, version), e.g. 03a01Wa"
+    if match["emotion"] not in EMODB_EMOTIONS:
+        return _unknown_emotion(match["emotion"], EMODB_EMOTIONS)
+    return match["speaker"], EMODB_EMOTIONS[match["emotion"]]
+
+
+@register_layout("emodb", "03a01Wa.wav", tuple(EMODB_EMOTIONS.values()), CREMA_D_EMOTIONS)
+def _emodb(root: Path, options: LayoutOptions):
+    """Berlin EmoDB: ``03a01Wa.wav``: speaker 03, text a01, emotion W (anger), version a."""
+    return _named_clips(root, parse_emodb_name)
+
+
+TESS_NAME = re.compile(r"^(?P<speaker>[OY]AF)_(?P<word>.+?)_(?P<emotion>[A-Za-z]+(?:_surprised?)?)$", re.IGNORECASE)
+TESS_EMOTIONS = {
+    "angry": "ANG", "disgust": "DIS", "fear": "FEA", "happy": "HAP", "neutral": "NEU", "sad": "SAD",
+    "ps": "SUR", "pleasant_surprise": "SUR", "pleasant_surprised": "SUR",
+}
+
+
+def parse_tess_name(path: Path) -> tuple[str, str] | str:
+    match = TESS_NAME.match(path.stem)
+    if match is None:
+        return "file name is not SPEAKER_word_emotion with speaker OAF or YAF, e.g. OAF_back_angry"
+    emotion = match["emotion"].lower()
+    if emotion not in TESS_EMOTIONS:
+        return _unknown_emotion(emotion, TESS_EMOTIONS)
+    return match["speaker"].upper(), TESS_EMOTIONS[emotion]
+
+
+@register_layout("tess", "OAF_angry/OAF_back_angry.wav", tuple(dict.fromkeys(TESS_EMOTIONS.values())), CREMA_D_EMOTIONS)
+def _tess(root: Path, options: LayoutOptions):
+    """Toronto emotional speech set: ``OAF_back_angry.wav``: speaker OAF/YAF, word, emotion (``ps``: surprise)."""
+    return _named_clips(root, parse_tess_name)
+
+
+SAVEE_NAME = re.compile(r"^(?:(?P<speaker>[A-Za-z]{2})_)?(?P<emotion>sa|su|a|d|f|h|n)(?P<number>\d{2})$")
+SAVEE_EMOTIONS = {"a": "ANG", "d": "DIS", "f": "FEA", "h": "HAP", "n": "NEU", "sa": "SAD", "su": "SUR"}
+
+
+def parse_savee_name(path: Path) -> tuple[str, str] | str:
+    match = SAVEE_NAME.match(path.stem)
+    if match is None:
+        return "file name is not [SPEAKER_]EENN (emotion code a/d/f/h/n/sa/su and a number), e.g. DC_a01 or DC/a01"
+    speaker = (match["speaker"] or path.parent.name).upper()
+    return speaker, SAVEE_EMOTIONS[match["emotion"]]
+
+
+@register_layout("savee", "DC/a01.wav", tuple(SAVEE_EMOTIONS.values()), CREMA_D_EMOTIONS)
+def _savee(root: Path, options: LayoutOptions):
+    """SAVEE: ``AudioData/DC/a01.wav`` (speaker folder) or ``DC_a01.wav``: emotion a, d, f, h, n, sa or su."""
+    # In the original layout the stem (a01) repeats in every speaker's folder: prefix the speaker.
+    return _named_clips(root, parse_savee_name, clip_id=lambda path, speaker: f"{speaker}_{path.stem.split('_')[-1]}")
+
+
+@register_layout("folders", "angry/s01_clip.wav")
+def _folders(root: Path, options: LayoutOptions):
     """``DATA_DIR/<label>/.../clip.wav``; speaker from --speaker_pattern on the stem, else unknown."""
     pattern = _compile_speaker_pattern(options)
     audio, skipped = _split_audio(_walk_files(root))
@@ -183,11 +348,11 @@ def _folders(root: Path, options: LayoutOptions) -> Scan:
             continue
         clip_id = relative.with_suffix("").as_posix()
         clips.append(ClipSource(str(path), relative.parts[0], speaker, clip_id))
-    return Scan(clips, skipped, tuple(sorted({clip.label for clip in clips})))
+    return clips, skipped
 
 
-@register_layout("csv")
-def _csv(root: Path, options: LayoutOptions) -> Scan:
+@register_layout("csv", "labels.csv: path,label[,speaker]")
+def _csv(root: Path, options: LayoutOptions):
     """A listing with a header ``path,label[,speaker]``; paths relative to the listing's folder."""
     listing = Path(options.csv_path) if options.csv_path else root / "labels.csv"
     if not listing.is_file():
@@ -208,4 +373,4 @@ def _csv(root: Path, options: LayoutOptions) -> Scan:
             clip_id = Path(row["path"].strip()).with_suffix("").as_posix()
             speaker = (row.get("speaker") or "").strip() or UNKNOWN_SPEAKER
             clips.append(ClipSource(str(path), row["label"].strip(), speaker, clip_id))
-    return Scan(clips, skipped, tuple(sorted({clip.label for clip in clips})))
+    return clips, skipped

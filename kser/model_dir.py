@@ -24,6 +24,8 @@ MODEL_FILE = "model.keras"
 INFO_FILE = "kser_model.json"
 HISTORY_FILE = "history.csv"
 LOGS_DIR = "logs"
+EVAL_DIR = "eval"
+CHECKPOINTS_DIR = "checkpoints"
 
 
 @dataclasses.dataclass(frozen=True)

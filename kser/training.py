@@ -18,7 +18,7 @@ from typing import Any
 
 from kser import model_dir as layout
 from kser.config import AudioConfig, AugmentConfig, FeatureConfig, TrainConfig, from_dict, to_dict
-from kser.data import BALANCE_MODES, make_dataset, read_manifest, split_size
+from kser.data import BALANCE_MODES, Subset, make_dataset, read_manifest, split_size, subset_to_json
 from kser.errors import KserError
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE, file_sha256
@@ -77,7 +77,7 @@ def _prepare_model_dir(model_dir: Path, run: dict[str, Any], overwrite: bool) ->
         raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
     for name in (layout.MODEL_FILE, layout.INFO_FILE, layout.HISTORY_FILE, _TRAIN_CONFIG):
         (model_dir / name).unlink(missing_ok=True)
-    for name in (layout.LOGS_DIR, _BACKUP_DIR, "checkpoints", "eval"):
+    for name in (layout.LOGS_DIR, _BACKUP_DIR, layout.CHECKPOINTS_DIR, layout.EVAL_DIR):
         shutil.rmtree(model_dir / name, ignore_errors=True)
     from kser.atomic import write_json
 
@@ -99,7 +99,7 @@ def _callbacks(model_dir: Path, validation: Any, label_names: list[str], config:
     from kser.callbacks import ClassMetrics, StopOnNonFinite
 
     stop_on_non_finite = StopOnNonFinite(monitor=("loss", "val_loss"))
-    (model_dir / "checkpoints").mkdir(exist_ok=True)
+    (model_dir / layout.CHECKPOINTS_DIR).mkdir(exist_ok=True)
     profile = tuple(int(step) for step in config.profile_batches.split(",")) if config.profile_batches else 0
     callbacks = [
         ClassMetrics(validation, label_names, log_dir=model_dir / layout.LOGS_DIR),  # first: adds val_uar etc. to logs
@@ -107,7 +107,7 @@ def _callbacks(model_dir: Path, validation: Any, label_names: list[str], config:
         keras.callbacks.BackupAndRestore(str(model_dir / _BACKUP_DIR)),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1),
         keras.callbacks.ModelCheckpoint(
-            str(model_dir / "checkpoints" / "best.weights.h5"), monitor="val_loss", save_best_only=True, save_weights_only=True
+            str(model_dir / layout.CHECKPOINTS_DIR / "best.weights.h5"), monitor="val_loss", save_best_only=True, save_weights_only=True
         ),
         keras.callbacks.CSVLogger(str(model_dir / layout.HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(str(model_dir / layout.LOGS_DIR), profile_batch=profile),
@@ -124,9 +124,15 @@ def train(
     augment: AugmentConfig = AugmentConfig(),
     features: FeatureConfig = FeatureConfig(),
     model_options: dict[str, Any] | None = None,
+    train_on: str | Subset = "train",
+    validate_on: str | Subset = "validation",
     verbose: int | str = "auto",
 ) -> TrainResult:
-    """Train ``config.arch`` on the records' train split, early-stopping on validation loss."""
+    """Train ``config.arch`` on the records' train split, early-stopping on validation loss.
+
+    ``train_on``/``validate_on`` pick other clips of the same records (a :class:`kser.data.Subset`
+    of splits and speakers); cross-validation trains each fold this way from one build.
+    """
     import keras
 
     from kser.models import available_architectures, build
@@ -140,9 +146,10 @@ def train(
     records_dir, model_dir = Path(records_dir), Path(model_dir)
     manifest = read_manifest(records_dir)
     label_names = list(manifest["label_names"])
-    for split in ("train", "validation"):
-        if manifest["splits"].get(split, {}).get("clips", 0) == 0:
-            raise KserError(f"{records_dir} has no {split} clips; rebuild the records with a {split} share")
+    train_on, validate_on = Subset.of(train_on), Subset.of(validate_on)
+    for role, subset in (("train", train_on), ("validation", validate_on)):
+        if split_size(manifest, subset) == 0:
+            raise KserError(f"{records_dir} has no {role} clips ({subset.label}); rebuild the records with a {role} share")
     audio = from_dict(AudioConfig, manifest["config"]["audio"])
     if features.sample_rate != audio.sample_rate:
         raise KserError(f"features expect {features.sample_rate} Hz but the records hold {audio.sample_rate} Hz audio")
@@ -157,6 +164,8 @@ def train(
                 "model_options": model_options or {},
                 "records_dir": str(records_dir.resolve()),
                 "label_names": label_names,
+                "train_on": subset_to_json(train_on),
+                "validate_on": subset_to_json(validate_on),
             }
         )
     )
@@ -182,10 +191,10 @@ def train(
 
         common = dict(batch_size=config.batch_size, features=features, output=output, seed=config.seed)
         train_data = make_dataset(
-            records_dir, "train", training=True, balance=config.balance, augment=augment_config if output == "features" else None, **common
+            records_dir, train_on, training=True, balance=config.balance, augment=augment_config if output == "features" else None, **common
         ).repeat()
-        steps = math.ceil(split_size(manifest, "train", config.balance) / config.batch_size)
-        validation = make_dataset(records_dir, "validation", training=False, **common)
+        steps = math.ceil(split_size(manifest, train_on, config.balance) / config.batch_size)
+        validation = make_dataset(records_dir, validate_on, training=False, **common)
         callbacks, stop_on_non_finite = _callbacks(model_dir, validation, label_names, config)
         history = model.fit(
             train_data, validation_data=validation, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,

@@ -3,6 +3,7 @@
 import collections
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +51,10 @@ def test_records_match_manifest_counts_labels_and_speakers(built, crema):
         counts = collections.Counter(CREMA_D_EMOTIONS[row["label"]] for row in rows)
         assert dict(counts) == {k: v for k, v in info["class_counts"].items() if v}
         assert sorted({row["speaker"] for row in rows}) == info["speakers"]
+        per_speaker = collections.Counter((row["speaker"], CREMA_D_EMOTIONS[row["label"]]) for row in rows)
+        assert per_speaker == collections.Counter(
+            {(speaker, label): n for speaker, counts in info["speaker_class_counts"].items() for label, n in counts.items()}
+        )
         seen_speakers[split] = set(info["speakers"])
         for row in rows:
             assert row["waveform"].shape == (8000,) and row["sample_rate"] == 16_000
@@ -178,3 +183,41 @@ def test_noise_level_zero_and_float32_store_the_clean_clip_exactly(tmp_path):
     row = read_split(result.output_dir, "train")[0]
     samples, _ = soundfile.read(data / f"{row['clip_id']}.wav", dtype="float32")
     np.testing.assert_array_equal(row["waveform"], pad_or_trim(normalize(samples)[0], 8000))
+
+
+def test_labels_and_split_none_give_test_only_records_with_excluded_counts(tmp_path):
+    data = tmp_path / "data"
+    write_crema_d(data, actors=3, sentences=("DFA",))
+    config = config_for(data, tmp_path / "out", labels=("SAD", "ANG"), split=SplitConfig(strategy="none"))
+    result = build_records(config, progress_stream=open("/dev/null", "w"))
+    manifest = result.manifest
+    assert manifest["label_names"] == ["SAD", "ANG"]
+    assert manifest["excluded"] == {"DIS": 3, "FEA": 3, "HAP": 3, "NEU": 3}
+    assert manifest["splits"]["train"]["clips"] == manifest["splits"]["validation"]["clips"] == 0
+    assert manifest["splits"]["test"]["clips"] == 6 and len(manifest["splits"]["test"]["speakers"]) == 3
+    rows = read_split(result.output_dir, "test")
+    assert sorted(manifest["label_names"][row["label"]] for row in rows) == ["ANG"] * 3 + ["SAD"] * 3
+
+
+RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess16k"
+
+
+@pytest.mark.skipif(not RAVDESS.is_dir(), reason=f"real RAVDESS clips not found at {RAVDESS} (../shared is absent)")
+def test_real_ravdess_clips_build_with_the_ravdess_layout(tmp_path):
+    """A few real recordings (two actors, every emotion) through the ravdess layout."""
+    chosen = [path for actor in ("Actor_01", "Actor_02") for path in sorted((RAVDESS / actor).glob("03-01-0[1-7]-01-01-01-*.flac"))]
+    assert len(chosen) == 12, chosen
+    data = tmp_path / "data"
+    for path in chosen:
+        (data / path.parent.name).mkdir(parents=True, exist_ok=True)
+        (data / path.parent.name / path.name).symlink_to(path)
+    config = config_for(data, tmp_path / "out", layout="ravdess", split=SplitConfig(strategy="none"), audio=AudioConfig())
+    result = build_records(config, progress_stream=open("/dev/null", "w"))
+    manifest = result.manifest
+    assert manifest["skipped"] == []
+    assert manifest["splits"]["test"]["speaker_class_counts"] == {
+        actor: {label: 1 for label in CREMA_D_EMOTIONS} for actor in ("01", "02")
+    }
+    rows = read_split(result.output_dir, "test")
+    assert all(np.isfinite(row["waveform"]).all() and row["waveform"].std() > 0.5 for row in rows)
+    assert all(row["source_samples"] > 3 * 16_000 for row in rows)  # RAVDESS clips are 3.1-5 s long

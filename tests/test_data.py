@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kser.config import AudioConfig, AugmentConfig, BuildConfig, RecordsConfig, SplitConfig
-from kser.data import class_weights, make_dataset, read_manifest, split_size
+from kser.data import Subset, class_counts, class_weights, make_dataset, read_manifest, split_size
 from kser.errors import KserError
 from kser.features import log_mel_deltas
 from tests.records_reader import read_split
@@ -120,3 +120,24 @@ def test_clear_errors_for_missing_or_unknown_inputs(records, tmp_path):
         make_dataset(records, "dev")
     with pytest.raises(KserError, match="balance"):
         make_dataset(records, "train", balance="undersample")
+
+
+def test_a_speaker_subset_reads_only_those_speakers_from_every_split(records):
+    manifest = read_manifest(records)
+    speakers = {row["speaker"]: row for split in ("train", "validation", "test") for row in read_split(records, split)}
+    chosen = frozenset(sorted({row["speaker"] for split in ("train", "test") for row in read_split(records, split)})[:2])
+    subset = Subset(("train", "validation", "test"), chosen, name="two speakers")
+    expected = [row for split in ("train", "validation", "test") for row in read_split(records, split) if row["speaker"] in chosen]
+    assert len(speakers) == 6 and 0 < len(expected) < sum(manifest["splits"][s]["clips"] for s in manifest["splits"])
+    dataset = make_dataset(records, subset, batch_size=8, training=False, output="waveforms")
+    waveforms = np.concatenate([batch[0].numpy() for batch in dataset])
+    assert sorted(w.tobytes() for w in waveforms) == sorted(row["waveform"].tobytes() for row in expected)
+    counts = collections.Counter(row["label"] for row in expected)
+    assert list(class_counts(manifest, subset)) == [counts.get(i, 0) for i in range(6)]
+    assert split_size(manifest, subset) == len(expected)
+    assert split_size(manifest, subset, "oversample") == max(counts.values()) * len(counts)
+
+
+def test_an_empty_subset_is_a_clear_error(records):
+    with pytest.raises(KserError, match="nobody of .*records has no clips"):
+        make_dataset(records, Subset(("train",), frozenset({"no such speaker"}), name="nobody"), batch_size=8)

@@ -97,3 +97,112 @@ def test_duplicate_clip_ids_are_refused(tmp_path):
     touch(tmp_path / "b" / "1001_DFA_ANG_XX.wav")
     with pytest.raises(KserError, match="share the clip id"):
         layouts.scan(tmp_path, "crema_d")
+
+
+# One synthetic tree per emotion corpus, named exactly as the corpus names its files.
+CORPUS_TREES = {
+    "ravdess": {
+        "files": [
+            "Actor_01/03-01-05-01-01-01-01.wav",  # angry
+            "Actor_01/03-01-01-01-01-01-01.wav",  # neutral
+            "Actor_02/03-01-07-02-02-02-02.flac",  # disgust
+            "Actor_02/03-01-02-01-01-01-02.wav",  # calm: outside the default label set
+            "Actor_02/03-01-08-01-01-01-02.wav",  # surprised: outside the default label set
+        ],
+        "expected": {
+            ("03-01-05-01-01-01-01", "ANG", "01"),
+            ("03-01-01-01-01-01-01", "NEU", "01"),
+            ("03-01-07-02-02-02-02", "DIS", "02"),
+        },
+        "excluded": {"CAL": 1, "SUR": 1},
+        "bad": ("03-01-09-01-01-01-01.wav", "unknown emotion code '09'"),
+    },
+    "emodb": {
+        "files": ["wav/03a01Wa.wav", "wav/08b02Fb.wav", "wav/16a05Tc.wav", "wav/10a07La.wav"],
+        "expected": {("03a01Wa", "ANG", "03"), ("08b02Fb", "HAP", "08"), ("16a05Tc", "SAD", "16")},
+        "excluded": {"BOR": 1},
+        "bad": ("03a01Xa.wav", "unknown emotion code 'X'"),
+    },
+    "tess": {
+        "files": [
+            "OAF_angry/OAF_back_angry.wav",
+            "YAF_fear/YAF_dog_fear.wav",
+            "YAF_neutral/YAF_chair_neutral.wav",
+            "YAF_pleasant_surprised/YAF_back_ps.wav",
+        ],
+        "expected": {("OAF_back_angry", "ANG", "OAF"), ("YAF_dog_fear", "FEA", "YAF"), ("YAF_chair_neutral", "NEU", "YAF")},
+        "excluded": {"SUR": 1},
+        "bad": ("OAF_back_bored.wav", "unknown emotion code 'bored'"),
+    },
+    "savee": {
+        "files": ["AudioData/DC/a01.wav", "AudioData/JE/sa02.wav", "AudioData/JE/d03.wav", "KL_n04.wav", "JK_su01.wav"],
+        "expected": {("DC_a01", "ANG", "DC"), ("JE_sa02", "SAD", "JE"), ("JE_d03", "DIS", "JE"), ("KL_n04", "NEU", "KL")},
+        "excluded": {"SUR": 1},
+        "bad": ("JK_x01.wav", "file name is not [SPEAKER_]EENN"),
+    },
+}
+
+
+@pytest.mark.parametrize("layout", sorted(CORPUS_TREES))
+def test_emotion_corpus_layouts_map_codes_speakers_and_count_excluded(tmp_path, layout):
+    tree = CORPUS_TREES[layout]
+    for name in tree["files"]:
+        touch(tmp_path / name)
+    scan = layouts.scan(tmp_path, layout)
+    assert scan.label_names == CREMA_D_EMOTIONS
+    assert {(c.clip_id, c.label, c.speaker) for c in scan.clips} == tree["expected"]
+    assert scan.excluded == tree["excluded"]
+    assert scan.skipped == []
+
+
+@pytest.mark.parametrize("layout", sorted(CORPUS_TREES))
+def test_emotion_corpus_layouts_skip_bad_names_with_a_reason(tmp_path, layout):
+    tree = CORPUS_TREES[layout]
+    touch(tmp_path / tree["files"][0])
+    name, reason = tree["bad"]
+    touch(tmp_path / name)
+    scan = layouts.scan(tmp_path, layout)
+    assert len(scan.clips) == 1
+    assert [s.path.endswith(name) for s in scan.skipped] == [True]
+    assert reason in scan.skipped[0].reason
+
+
+@pytest.mark.parametrize("layout", sorted(CORPUS_TREES) + ["crema_d"])
+def test_every_layout_has_a_correctly_named_example(tmp_path, layout):
+    touch(tmp_path / layouts.layout_example(layout))
+    scan = layouts.scan(tmp_path, layout, layouts.LayoutOptions(labels=None))
+    assert len(scan.clips) + sum(scan.excluded.values()) == 1
+
+
+def test_labels_choose_and_order_the_label_set_and_the_rest_is_excluded(tmp_path):
+    for name in CORPUS_TREES["ravdess"]["files"]:
+        touch(tmp_path / name)
+    scan = layouts.scan(tmp_path, "ravdess", layouts.LayoutOptions(labels=("SUR", "NEU", "ANG")))
+    assert scan.label_names == ("SUR", "NEU", "ANG")
+    assert sorted(c.label for c in scan.clips) == ["ANG", "NEU", "SUR"]
+    assert scan.excluded == {"CAL": 1, "DIS": 1}
+
+
+def test_labels_apply_to_folder_layouts_too(tmp_path):
+    for label in ("angry", "calm", "sad"):
+        touch(tmp_path / label / "x.wav")
+    scan = layouts.scan(tmp_path, "folders", layouts.LayoutOptions(labels=("sad", "angry")))
+    assert scan.label_names == ("sad", "angry")
+    assert scan.excluded == {"calm": 1}
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (("ANG", "XYZ"), "layout 'ravdess' has no label XYZ"),
+        (("ANG", "BOR"), "layout 'ravdess' has no label BOR"),
+        (("ANG", "FEA"), "no clip is labelled FEA"),
+        (("ANG",), "at least two labels"),
+        (("ANG", "ANG"), "distinct"),
+    ],
+)
+def test_bad_label_sets_are_clear_errors(tmp_path, labels, message):
+    for name in CORPUS_TREES["ravdess"]["files"]:
+        touch(tmp_path / name)
+    with pytest.raises(KserError, match=message):
+        layouts.scan(tmp_path, "ravdess", layouts.LayoutOptions(labels=labels))

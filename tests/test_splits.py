@@ -9,7 +9,7 @@ import pytest
 from kser.config import CREMA_D_EMOTIONS, SplitConfig
 from kser.errors import KserError
 from kser.layouts import UNKNOWN_SPEAKER, ClipSource
-from kser.splits import SPLITS, split_clips
+from kser.splits import SPLITS, speaker_folds, split_clips
 
 
 def corpus(speakers=40, per_emotion=4, drop_every=7):
@@ -78,6 +78,68 @@ def test_every_split_gets_a_speaker_even_when_few():
     clips = [ClipSource(f"/x/{s}_{i}.wav", "a", str(s), f"{s}_{i}") for s in range(3) for i in range(5)]
     result = split_clips(clips, SplitConfig(), seed=0)
     assert all(len({c.speaker for c in result[split]}) == 1 for split in SPLITS)
+
+
+def test_split_none_puts_every_clip_in_test_whatever_the_fractions():
+    clips = corpus(speakers=5)
+    result = split_clips(clips, SplitConfig(strategy="none", fractions=(0.0, 0.0, 1.0)), seed=0)
+    assert result["train"] == [] and result["validation"] == []
+    assert sorted(c.clip_id for c in result["test"]) == sorted(c.clip_id for c in clips)
+
+
+def test_a_split_with_a_share_but_no_clips_is_refused():
+    clips = corpus(speakers=4, per_emotion=2)
+    with pytest.raises(KserError, match="leave the train and validation splits with no clips"):
+        split_clips(clips, SplitConfig(strategy="random", fractions=(0.01, 0.01, 0.98)), seed=0)
+    # The speaker split gives every split with a share at least one speaker instead.
+    result = split_clips(clips, SplitConfig(strategy="speaker", fractions=(0.01, 0.01, 0.98)), seed=0)
+    assert all(result[split] for split in SPLITS)
+
+
+def per_speaker_counts(clips):
+    counts = collections.defaultdict(collections.Counter)
+    for clip in clips:
+        counts[clip.speaker][clip.label] += 1
+    return {speaker: dict(c) for speaker, c in counts.items()}
+
+
+@pytest.mark.parametrize("speakers, folds", [(18, 6), (40, 5), (7, 7), (10, 3)])
+def test_speaker_folds_test_every_speaker_exactly_once(speakers, folds):
+    from kser.cross_validation import make_folds
+
+    counts = per_speaker_counts(corpus(speakers=speakers))
+    groups = speaker_folds(counts, folds, seed=0)
+    assert len(groups) == folds and all(groups)
+    assert sorted(s for group in groups for s in group) == sorted(counts)  # every speaker in exactly one fold
+    plans = make_folds(groups)
+    tested = [s for plan in plans for s in plan.test]
+    assert sorted(tested) == sorted(counts)  # tested exactly once, never in two folds' test sets
+    for plan in plans:
+        roles = [set(plan.train), set(plan.validation), set(plan.test)]
+        assert all(roles) and not (roles[0] & roles[1] or roles[0] & roles[2] or roles[1] & roles[2])
+        assert roles[0] | roles[1] | roles[2] == set(counts)
+
+
+def test_speaker_folds_are_stratified_and_seeded():
+    counts = per_speaker_counts(corpus(speakers=40))
+    totals = collections.Counter()
+    for per_label in counts.values():
+        totals.update(per_label)
+    groups = speaker_folds(counts, 5, seed=1)
+    for group in groups:
+        fold = collections.Counter()
+        for speaker in group:
+            fold.update(counts[speaker])
+        for label, total in totals.items():
+            assert abs(fold[label] / total - 0.2) < 0.05, (label, fold)
+    assert speaker_folds(counts, 5, seed=1) == groups
+    assert speaker_folds(counts, 5, seed=2) != groups
+
+
+@pytest.mark.parametrize("speakers, folds, message", [(3, 4, "at least 4 speakers"), (5, 1, "at least 2 folds")])
+def test_speaker_folds_refuse_impossible_requests(speakers, folds, message):
+    with pytest.raises(KserError, match=message):
+        speaker_folds(per_speaker_counts(corpus(speakers=speakers)), folds, seed=0)
 
 
 @pytest.mark.parametrize("fractions", [(0.5, 0.5, 0.5), (0.0, 0.5, 0.5), (0.8, 0.2)])

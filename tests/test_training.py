@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kser import model_dir as layout
-from kser.config import AudioConfig, BuildConfig, RecordsConfig, TrainConfig
+from kser.config import AudioConfig, BuildConfig, RecordsConfig, SplitConfig, TrainConfig
 from kser.errors import KserError
 from kser.evaluation import evaluate
 from kser.training import train
@@ -76,7 +76,7 @@ def test_finished_run_is_protected_and_label_mismatch_is_refused(records, traine
     for shard in records.glob("*.tfrecord"):
         (other / shard.name).symlink_to(shard)
     (other / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(KserError, match="label sets differ"):
+    with pytest.raises(KserError, match="holds label.s. a, b, c, d, e, f that the model does not know"):
         evaluate(trained.model_dir, other)
 
 
@@ -143,3 +143,19 @@ def test_a_killed_run_resumes_where_it_stopped(records, tmp_path, monkeypatch):
     with open(tmp_path / layout.HISTORY_FILE) as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
     assert (tmp_path / layout.MODEL_FILE).exists() and not (tmp_path / "backup").exists()
+
+
+def test_evaluate_scores_records_that_hold_a_subset_of_the_labels(trained, tmp_path):
+    """Another corpus's test-only records (--split=none, fewer labels, other order) match by name."""
+    write_crema_d(tmp_path / "audio", actors=2, sentences=("IEO",), seconds=(0.3, 0.6), seed=5)
+    config = BuildConfig(
+        data_dir=str(tmp_path / "audio"), output_dir=str(tmp_path / "records"), audio=AudioConfig(clip_seconds=0.5),
+        labels=("SAD", "ANG"), split=SplitConfig(strategy="none"), workers=1,
+    )
+    build_records(config, progress_stream=open("/dev/null", "w"))
+    report = evaluate(trained.model_dir, tmp_path / "records", "test", output_dir=tmp_path / "eval")
+    assert report["clips"] == 4 and report["classes_present"] == ["ANG", "SAD"]
+    per_class = report["per_class"]
+    assert per_class["ANG"]["support"] == per_class["SAD"]["support"] == 2 and per_class["NEU"]["support"] == 0
+    assert report["uar"] == pytest.approx((per_class["ANG"]["recall"] + per_class["SAD"]["recall"]) / 2)
+    assert np.asarray(report["confusion_matrix"]).sum() == 4

@@ -64,7 +64,7 @@ def build_records(config: BuildConfig, progress_stream: TextIO | None = None) ->
     started = time.monotonic()
     _validate(config)
     scan = layouts.scan(
-        config.data_dir, config.layout, layouts.LayoutOptions(config.speaker_pattern, config.csv_path)
+        config.data_dir, config.layout, layouts.LayoutOptions(config.speaker_pattern, config.csv_path, config.labels)
     )
     if config.strict and scan.skipped:
         first = scan.skipped[0]
@@ -135,8 +135,7 @@ def _write_shard(
 
     final = output / plan.name
     temp = temp_path_for(final)
-    class_counts: collections.Counter[str] = collections.Counter()
-    speakers: set[str] = set()
+    speaker_class_counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     skipped: list[dict[str, str]] = []
     silent: list[str] = []
     try:
@@ -161,17 +160,15 @@ def _write_shard(
                         source_samples=result.source_samples,
                     )
                 )
-                class_counts[result.clip.label] += 1
-                speakers.add(result.clip.speaker)
+                speaker_class_counts[result.clip.speaker][result.clip.label] += 1
                 if result.silent:
                     silent.append(result.clip.path)
         receipt = state.Receipt(
             name=plan.name,
-            records=sum(class_counts.values()),
+            records=sum(sum(counts.values()) for counts in speaker_class_counts.values()),
             bytes=temp.stat().st_size,
             sha256=file_sha256(temp),
-            class_counts=dict(sorted(class_counts.items())),
-            speakers=sorted(speakers),
+            speaker_class_counts={speaker: dict(sorted(counts.items())) for speaker, counts in sorted(speaker_class_counts.items())},
             skipped=skipped,
             silent=silent,
         )

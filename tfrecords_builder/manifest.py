@@ -28,16 +28,19 @@ def make_manifest(
     for split in SPLITS:
         shards = [receipts[plan.name] for plan in plans if plan.split == split]
         class_counts: collections.Counter[str] = collections.Counter()
-        speakers: set[str] = set()
+        speaker_counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         for receipt in shards:
-            class_counts.update(receipt.class_counts)
-            speakers.update(receipt.speakers)
+            for speaker, counts in receipt.speaker_class_counts.items():
+                speaker_counts[speaker].update(counts)
+                class_counts.update(counts)
             skipped.extend(receipt.skipped)
             silent.extend(receipt.silent)
         splits[split] = {
             "clips": sum(r.records for r in shards),
             "class_counts": {label: class_counts.get(label, 0) for label in scan.label_names},
-            "speakers": sorted(speakers),
+            "speakers": sorted(speaker_counts),
+            # Per speaker and label, so that speaker folds and their class balance need no pass over the data.
+            "speaker_class_counts": {s: dict(sorted(c.items())) for s, c in sorted(speaker_counts.items())},
             "shards": [{"name": r.name, "records": r.records, "bytes": r.bytes, "sha256": r.sha256} for r in shards],
         }
     return {
@@ -48,6 +51,8 @@ def make_manifest(
         "config": fingerprint["config"],
         "inputs_sha256": fingerprint["inputs_sha256"],
         "label_names": list(scan.label_names),
+        # Clips whose emotion is outside the label set, per emotion: left out on purpose, not errors.
+        "excluded": dict(scan.excluded),
         "waveform": {
             "encoding": config.records.waveform_encoding,
             "error": WAVEFORM_ERROR[config.records.waveform_encoding],

@@ -90,8 +90,7 @@ class Receipt:
     records: int
     bytes: int
     sha256: str
-    class_counts: dict[str, int]
-    speakers: list[str]
+    speaker_class_counts: dict[str, dict[str, int]]  # speaker -> label -> clips
     skipped: list[dict[str, str]]
     silent: list[str]
 

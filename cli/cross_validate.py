@@ -1,0 +1,51 @@
+"""``kser cross-validate``: speaker k-fold cross-validation from one records build.
+
+Takes every ``kser train`` flag. Speakers are dealt into --folds folds stratified by emotion; fold
+k is the test set, fold k+1 validation, the rest train. Each fold's run lives in MODEL_DIR/fold-k
+(TensorBoard logs, history, eval/); MODEL_DIR/cv_report.json holds per-fold and mean ± sd accuracy,
+UAR and macro F1 and the pooled confusion matrix. Rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+from absl import flags
+
+from cli import training_flags
+from cli.common import reports_errors
+from kser.config import CrossValidationConfig
+from kser.errors import KserError
+
+_CV = CrossValidationConfig()
+
+flags.DEFINE_integer("folds", _CV.folds, "Number of speaker folds (each speaker is tested exactly once).")
+flags.DEFINE_integer("fold_seed", _CV.seed, "Seed that deals speakers into folds.")
+
+FLAG_MODULES = (training_flags,)
+FLAGS = training_flags.FLAGS
+
+
+@reports_errors
+def main(argv: list[str]) -> None:
+    from kser.cross_validation import CV_REPORT_FILE, cross_validate, summary
+
+    command = "kser cross-validate " + " ".join(shlex.quote(arg) for arg in sys.argv[2:])
+    try:
+        report = cross_validate(
+            training_flags.train_config(),
+            FLAGS.records_dir,
+            FLAGS.model_dir,
+            CrossValidationConfig(folds=FLAGS.folds, seed=FLAGS.fold_seed),
+            augment=training_flags.augment_config(),
+            model_options=training_flags.model_options(),
+            command=command,
+            overwrite=FLAGS.overwrite,
+            verbose=1 if sys.stdout.isatty() else 2,
+            log=lambda line: print(line, flush=True),
+        )
+    except ValueError as error:  # builder option errors name the bad option
+        raise KserError(str(error)) from None
+    print(summary(report))
+    print(f"report: {FLAGS.model_dir}/{CV_REPORT_FILE} (+ confusion_matrix.png, fold-*/eval/)")

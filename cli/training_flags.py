@@ -1,0 +1,72 @@
+"""The training flags shared by ``kser train`` and ``kser cross-validate``, defined once."""
+
+from __future__ import annotations
+
+import json
+
+from absl import flags
+
+from kser.config import AUGMENT_PITCH_METHODS, AugmentConfig, TrainConfig
+from kser.data import BALANCE_MODES
+from kser.errors import KserError
+from kser.models import available_architectures
+from kser.training import FEATURES_ON
+
+_DEFAULTS = TrainConfig()
+
+flags.DEFINE_enum("arch", _DEFAULTS.arch, available_architectures(), "Model architecture (see kser.models).")
+flags.DEFINE_string("records_dir", None, "Output of kser build-records.", required=True)
+flags.DEFINE_string("model_dir", None, "Where the model, logs, checkpoints and history go.", required=True)
+flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Maximum number of epochs.")
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Batch size.")
+flags.DEFINE_enum("balance", _DEFAULTS.balance, list(BALANCE_MODES), "Class rebalancing of the training split.")
+flags.DEFINE_float("learning_rate", None, "Initial learning rate (default: the architecture's).")
+flags.DEFINE_float("decay_rate", None, "ExponentialDecay rate per decay_steps (default: the architecture's).")
+flags.DEFINE_integer("decay_steps", _DEFAULTS.decay_steps, "ExponentialDecay steps.")
+flags.DEFINE_integer("patience", _DEFAULTS.patience, "Early-stopping patience in epochs (validation loss).")
+flags.DEFINE_boolean("augment", None, "On-the-fly augmentation (default: on for lstm_ft only).")
+flags.DEFINE_enum("pitch_method", AugmentConfig().pitch_method, list(AUGMENT_PITCH_METHODS), "Pitch-shift augmentation method.")
+flags.DEFINE_enum("features_on", _DEFAULTS.features_on, list(FEATURES_ON), "Where features are computed; auto = model on a GPU.")
+flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute (for GPUs).")
+flags.DEFINE_integer("seed", None, "Seed for weights, shuffling, oversampling and augmentation.")
+flags.DEFINE_boolean("deterministic", False, "Deterministic TensorFlow ops (slower; use with --seed).")
+flags.DEFINE_string("profile_batches", "", "Profile these steps in TensorBoard, e.g. 10,20.")
+flags.DEFINE_string("model_options", "", 'Builder overrides as JSON, e.g. \'{"rnn_units": 64}\'.')
+flags.DEFINE_boolean("overwrite", False, "Start again in a model_dir that holds another run.")
+
+FLAGS = flags.FLAGS
+
+
+def train_config() -> TrainConfig:
+    return TrainConfig(
+        arch=FLAGS.arch,
+        epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate,
+        decay_steps=FLAGS.decay_steps,
+        decay_rate=FLAGS.decay_rate,
+        patience=FLAGS.patience,
+        balance=FLAGS.balance,
+        augment=FLAGS.augment,
+        features_on=FLAGS.features_on,
+        mixed_precision=FLAGS.mixed_precision,
+        seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic,
+        profile_batches=FLAGS.profile_batches,
+    )
+
+
+def augment_config() -> AugmentConfig:
+    return AugmentConfig(pitch_method=FLAGS.pitch_method)
+
+
+def model_options() -> dict:
+    if not FLAGS.model_options:
+        return {}
+    try:
+        options = json.loads(FLAGS.model_options)
+    except ValueError as error:
+        raise KserError(f"--model_options is not valid JSON: {error}") from None
+    if not isinstance(options, dict):
+        raise KserError("--model_options must be a JSON object")
+    return options

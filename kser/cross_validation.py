@@ -1,0 +1,248 @@
+"""Speaker k-fold cross-validation from one records build: ``kser cross-validate``.
+
+Why: with a corpus of a few dozen speakers, one speaker-disjoint split puts 2-3 speakers in the
+test set, and its accuracy swings by several points with the luck of who they are. Speech emotion
+papers report speaker k-fold cross-validation instead; so does kser, as mean +- sd over folds.
+
+How: the records are built once (any split, ``--split=none`` included) and every clip of every
+split is pooled. Speakers are dealt into K folds stratified by emotion (:func:`kser.splits.speaker_folds`,
+from the per-speaker counts in the manifest, so no pass over the audio). Fold k is the test set,
+fold k+1 (mod K) validation, the rest train; each fold's datasets filter the same shards by speaker.
+
+    model_dir/
+      cv_config.json        what defines the run; a rerun with the same settings resumes
+      fold-0/ ... fold-K-1/ a kser train model directory each (logs/, history.csv, eval/) plus cv_fold.json
+      cv_report.json        per-fold and mean +- sd accuracy, UAR, macro F1; pooled confusion matrix
+      confusion_matrix.png  the pooled confusion matrix
+
+A fold is finished when its ``cv_fold.json`` exists; an interrupted run resumes with the next fold
+(and, inside a fold, from its training backup).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import kser
+from kser import model_dir as layout
+from kser.atomic import write_json
+from kser.config import AugmentConfig, CrossValidationConfig, FeatureConfig, TrainConfig, to_dict
+from kser.data import Subset, read_manifest, speaker_class_counts, subset_to_json
+from kser.errors import KserError
+from kser.metrics import classification_metrics
+from kser.records import MANIFEST_FILE, file_sha256
+from kser.splits import SPLITS, speaker_folds
+
+CV_CONFIG_FILE = "cv_config.json"
+CV_REPORT_FILE = "cv_report.json"
+FOLD_FILE = "cv_fold.json"
+HEADLINE_METRICS = ("accuracy", "uar", "macro_f1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    """Who is in which role for one fold."""
+
+    index: int
+    train: tuple[str, ...]
+    validation: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def subset(self, role: str) -> Subset:
+        return Subset(SPLITS, frozenset(getattr(self, role)), name=f"fold {self.index} {role}")
+
+
+def make_folds(fold_speakers: list[list[str]]) -> list[Fold]:
+    """Fold k tests on group k, validates on group k+1 (mod K) and trains on the rest."""
+    count = len(fold_speakers)
+    folds = []
+    for k in range(count):
+        validation = (k + 1) % count
+        train = sorted(s for j, group in enumerate(fold_speakers) if j not in (k, validation) for s in group)
+        folds.append(Fold(k, tuple(train), tuple(fold_speakers[validation]), tuple(fold_speakers[k])))
+    return folds
+
+
+def fold_dir(model_dir: Path, index: int) -> Path:
+    return model_dir / f"fold-{index}"
+
+
+def mean_sd(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if array.size > 1 else 0.0}
+
+
+def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool) -> None:
+    """Fresh, resumable (same definition) or refused; --overwrite clears kser's cross-validation files."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    config_file = model_dir / CV_CONFIG_FILE
+    previous = json.loads(config_file.read_text()) if config_file.is_file() else None
+    if previous == definition:
+        return
+    if any(model_dir.iterdir()) and not overwrite:
+        reason = "a cross-validation with other settings" if previous is not None else "other files"
+        raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
+    for path in model_dir.glob("fold-*"):
+        if path.is_dir():
+            shutil.rmtree(path)
+    for name in (CV_CONFIG_FILE, CV_REPORT_FILE, "confusion_matrix.png"):
+        (model_dir / name).unlink(missing_ok=True)
+    write_json(config_file, definition)
+
+
+def cross_validate(
+    config: TrainConfig,
+    records_dir: str | Path,
+    model_dir: str | Path,
+    cv: CrossValidationConfig = CrossValidationConfig(),
+    *,
+    augment: AugmentConfig = AugmentConfig(),
+    features: FeatureConfig = FeatureConfig(),
+    model_options: dict[str, Any] | None = None,
+    command: str = "",
+    overwrite: bool = False,
+    verbose: int | str = "auto",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train and test one model per fold; returns (and writes) ``cv_report.json``'s content."""
+    from kser.evaluation import evaluate
+    from kser.training import train
+
+    records_dir, model_dir = Path(records_dir), Path(model_dir)
+    manifest = read_manifest(records_dir)
+    folds = make_folds(speaker_folds(speaker_class_counts(manifest), cv.folds, cv.seed))
+    base_seed = config.seed if config.seed is not None else cv.seed
+    manifest_sha = file_sha256(records_dir / MANIFEST_FILE)
+    definition = json.loads(
+        json.dumps(
+            {
+                "cross_validation": to_dict(cv),
+                "train": to_dict(config),
+                "augment": to_dict(augment),
+                "features": to_dict(features),
+                "model_options": model_options or {},
+                "records_dir": str(records_dir.resolve()),
+                "records_manifest_sha256": manifest_sha,
+                "folds": [dataclasses.asdict(fold) for fold in folds],
+            }
+        )
+    )
+    _prepare(model_dir, definition, overwrite)
+
+    results = []
+    for fold in folds:
+        directory = fold_dir(model_dir, fold.index)
+        done = directory / FOLD_FILE
+        if done.is_file():
+            log(f"fold {fold.index}: already finished, kept")
+            results.append(json.loads(done.read_text()))
+            continue
+        log(f"fold {fold.index}/{cv.folds}: test speakers {' '.join(fold.test)}, validation {' '.join(fold.validation)}")
+        started = time.monotonic()
+        seed = base_seed + fold.index
+        if not (directory / layout.INFO_FILE).is_file():  # not trained yet, or interrupted: train (resumes)
+            train(
+                dataclasses.replace(config, seed=seed),
+                records_dir,
+                directory,
+                augment=augment,
+                features=features,
+                model_options=model_options,
+                train_on=fold.subset("train"),
+                validate_on=fold.subset("validation"),
+                verbose=verbose,
+            )
+        report = evaluate(directory, records_dir, fold.subset("test"))
+        result = {
+            "fold": fold.index,
+            "seed": seed,
+            "speakers": {"train": list(fold.train), "validation": list(fold.validation), "test": list(fold.test)},
+            "clips": report["clips"],
+            **{name: report[name] for name in HEADLINE_METRICS},
+            "recall": {name: row["recall"] for name, row in report["per_class"].items()},
+            "confusion_matrix": report["confusion_matrix"],
+            "epochs": _epochs(directory),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        write_json(done, result)
+        results.append(result)
+        log(f"fold {fold.index}: accuracy {result['accuracy']:.4f}  UAR {result['uar']:.4f}  macro F1 {result['macro_f1']:.4f}  ({result['seconds']:.0f} s)")
+        _clear_keras_state()
+
+    report = _report(results, manifest, definition, command)
+    write_json(model_dir / CV_REPORT_FILE, report)
+    from kser.plots import confusion_matrix_png
+
+    confusion_matrix_png(
+        np.asarray(report["pooled"]["confusion_matrix"]),
+        manifest["label_names"],
+        model_dir / "confusion_matrix.png",
+        title=f"{config.arch}, {cv.folds}-fold speaker CV (pooled)",
+    )
+    return report
+
+
+def _epochs(directory: Path) -> int:
+    from kser.evaluation import read_history
+
+    history = read_history(directory)
+    return len(next(iter(history.values()), []))
+
+
+def _clear_keras_state() -> None:
+    import keras
+
+    keras.backend.clear_session()
+
+
+def _report(results: list[dict[str, Any]], manifest: dict[str, Any], definition: dict[str, Any], command: str) -> dict[str, Any]:
+    label_names = list(manifest["label_names"])
+    pooled_cm = np.sum([np.asarray(r["confusion_matrix"]) for r in results], axis=0)
+    y_true = np.repeat(np.repeat(np.arange(len(label_names)), len(label_names)), pooled_cm.ravel())
+    y_pred = np.repeat(np.tile(np.arange(len(label_names)), len(label_names)), pooled_cm.ravel())
+    pooled = classification_metrics(y_true, y_pred, label_names)
+    return {
+        "kser_version": kser.__version__,
+        "command": command,
+        "arch": definition["train"]["arch"],
+        "folds": len(results),
+        "fold_seed": definition["cross_validation"]["seed"],
+        "train_seeds": [r["seed"] for r in results],
+        "records_dir": definition["records_dir"],
+        "records_manifest_sha256": definition["records_manifest_sha256"],
+        "label_names": label_names,
+        "speakers": sum(len(r["speakers"]["test"]) for r in results),
+        **{name: mean_sd([r[name] for r in results]) for name in HEADLINE_METRICS},
+        "seconds_per_fold": mean_sd([r["seconds"] for r in results]),
+        "per_fold": [{k: v for k, v in r.items() if k != "confusion_matrix"} for r in results],
+        "pooled": {
+            "accuracy": pooled["accuracy"],
+            "uar": pooled["uar"],
+            "macro_f1": pooled["macro_f1"],
+            "recall": {name: row["recall"] for name, row in pooled["per_class"].items()},
+            "confusion_matrix": pooled["confusion_matrix"],
+        },
+        "definition": definition,
+    }
+
+
+def summary(report: dict[str, Any]) -> str:
+    """Printable per-fold table and the mean +- sd line."""
+    lines = [f"{'fold':>4}  {'test speakers':<24}{'accuracy':>9}{'UAR':>8}{'macro F1':>10}{'epochs':>8}{'seconds':>9}"]
+    for r in report["per_fold"]:
+        lines.append(
+            f"{r['fold']:>4}  {' '.join(r['speakers']['test'])[:23]:<24}{r['accuracy']:>9.4f}{r['uar']:>8.4f}{r['macro_f1']:>10.4f}{r['epochs']:>8}{r['seconds']:>9.0f}"
+        )
+    lines.append(
+        f"{report['arch']}, {report['folds']}-fold speaker CV ({report['speakers']} speakers): "
+        + "  ".join(f"{name} {report[name]['mean']:.4f} ± {report[name]['sd']:.4f}" for name in HEADLINE_METRICS)
+    )
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""kser cross-validate end to end on the demo data, with tiny settings, and its resume."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kser.cross_validation import CV_REPORT_FILE, FOLD_FILE
+from tests.cli_runner import assert_one_line_error, run_kser
+
+TINY = '{"conv_filters": [4, 8, 8], "proj_units": 16, "rnn_units": 8}'
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cv")
+    for command in (
+        ("demo-data", f"--out={root / 'audio'}", "--actors=6", "--sentences=1"),
+        ("build-records", f"--data_dir={root / 'audio'}", f"--output_dir={root / 'records'}", "--split=none", "--clip_seconds=0.5", "--workers=1"),
+    ):
+        result = run_kser(*command)
+        assert result.returncode == 0, result.stderr
+    return root / "records"
+
+
+def cv_command(records, model_dir, *extra):
+    return (
+        "cross-validate", "--arch=small", f"--records_dir={records}", f"--model_dir={model_dir}", "--folds=3",
+        "--epochs=1", "--batch_size=8", f"--model_options={TINY}", *extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def cross_validated(records, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("cv_model")
+    result = run_kser(*cv_command(records, model_dir), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model_dir, result
+
+
+def test_cross_validate_writes_folds_and_a_report(cross_validated, records):
+    model_dir, result = cross_validated
+    report = json.loads((model_dir / CV_REPORT_FILE).read_text())
+    assert report["folds"] == 3 and report["speakers"] == 6 and report["arch"] == "small"
+    tested = [s for fold in report["per_fold"] for s in fold["speakers"]["test"]]
+    assert sorted(tested) == sorted(set(tested)) and len(tested) == 6  # every speaker tested exactly once
+    for fold in report["per_fold"]:
+        roles = fold["speakers"]
+        assert not set(roles["train"]) & set(roles["test"]) and not set(roles["validation"]) & set(roles["test"])
+        assert not set(roles["train"]) & set(roles["validation"])
+        directory = model_dir / f"fold-{fold['fold']}"
+        for name in ("model.keras", "kser_model.json", "history.csv", "eval/report.json", FOLD_FILE):
+            assert (directory / name).is_file(), name
+        assert list((directory / "logs" / "train").glob("events.*"))
+        fold_eval = json.loads((directory / "eval" / "report.json").read_text())
+        assert fold_eval["speakers"] == sorted(roles["test"]) and fold_eval["uar"] == fold["uar"]
+    for name in ("accuracy", "uar", "macro_f1"):
+        values = [fold[name] for fold in report["per_fold"]]
+        assert report[name]["mean"] == pytest.approx(np.mean(values))
+        assert report[name]["sd"] == pytest.approx(np.std(values, ddof=1))
+    pooled = np.asarray(report["pooled"]["confusion_matrix"])
+    assert pooled.sum() == sum(fold["clips"] for fold in report["per_fold"]) == 6 * 6
+    assert report["command"].startswith("kser cross-validate --arch=small")
+    assert report["train_seeds"] == [0, 1, 2]
+    assert report["records_manifest_sha256"] and (model_dir / "confusion_matrix.png").stat().st_size > 0
+    assert "macro_f1" in result.stdout and "±" in result.stdout
+
+
+def test_an_interrupted_cross_validation_resumes_with_the_missing_folds(cross_validated, records):
+    model_dir, _ = cross_validated
+    before = json.loads((model_dir / CV_REPORT_FILE).read_text())
+    (model_dir / "fold-2" / FOLD_FILE).unlink()  # as if killed after fold 2 trained, before it was scored
+    (model_dir / CV_REPORT_FILE).unlink()
+    kept = (model_dir / "fold-0" / FOLD_FILE).stat().st_mtime_ns
+    result = run_kser(*cv_command(records, model_dir), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "fold 0: already finished" in result.stdout and "fold 1: already finished" in result.stdout
+    assert (model_dir / "fold-0" / FOLD_FILE).stat().st_mtime_ns == kept
+    after = json.loads((model_dir / CV_REPORT_FILE).read_text())
+    assert after["uar"] == before["uar"]  # fold 2's finished model was scored again, not retrained
+
+
+def test_other_settings_in_the_same_model_dir_are_refused(cross_validated, records):
+    model_dir, _ = cross_validated
+    result = run_kser(*cv_command(records, model_dir, "--folds=2"))
+    assert_one_line_error(result, "already holds a cross-validation with other settings")
+
+
+def test_too_many_folds_is_a_one_line_error(records, tmp_path):
+    result = run_kser(*cv_command(records, tmp_path / "m", "--folds=7"))
+    assert_one_line_error(result, "7 folds need at least 7 speakers")
