@@ -14,7 +14,7 @@ BIN_TFIO := $(VENV_TFIO)/bin
 # Tests of the parts that tensorflow-io can change: decoding, resampling and record building.
 TFIO_TESTS := tests/test_tfio.py tests/test_audio.py tests/test_build_records.py
 
-.PHONY: install install-tfio test test-main test-tfio demo bench clean
+.PHONY: install install-tfio test test-main test-tfio demo bench bench-accuracy clean
 
 $(BIN)/.installed: setup.py requirements/base.txt requirements/test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench: install
 	$(BIN)/python benchmarks/build_records.py --out=benchmarks/results
 	$(BIN)/python benchmarks/features_pipeline.py --out=benchmarks/results
 	$(BIN)/python benchmarks/train_step.py --out=benchmarks/results
+
+# Speaker cross-validation on real speech (../shared/data/ravdess16k): hours on 2 cores; not part of CI.
+bench-accuracy: install
+	$(BIN)/python benchmarks/accuracy.py --out=benchmarks/results
 
 clean:
 	rm -rf $(VENV) $(VENV_TFIO) $(DEMO_DIR) .pytest_cache build *.egg-info

@@ -47,12 +47,11 @@ def step_times(model, data, steps: int) -> list[float]:
     return [b - a for a, b in zip(ends, ends[1:])]
 
 
-def compile_like_kser(model, arch: str) -> None:
-    import keras
+def compile_like_kser(model, arch: str, steps_per_epoch: int) -> None:
+    from kser.models import recipe
+    from kser.training import compile_for_training
 
-    learning_rate, decay_rate = TrainConfig(arch=arch).schedule()
-    schedule = keras.optimizers.schedules.ExponentialDecay(learning_rate, 1000, decay_rate, staircase=True)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy", metrics=["accuracy"])
+    compile_for_training(model, TrainConfig(arch=arch).with_recipe(recipe(arch)), steps_per_epoch)
 
 
 def bench_arch(arch: str, records: Path, steps: int) -> dict:
@@ -63,10 +62,10 @@ def bench_arch(arch: str, records: Path, steps: int) -> dict:
 
     tf = tensorflow()
     kser_model = build(arch)
-    compile_like_kser(kser_model, arch)
+    compile_like_kser(kser_model, arch, steps)
     kser_data = make_dataset(records, "train", batch_size=BATCH, training=True, balance="oversample").repeat()
     plain = keras.Model.from_config(kser_model.get_config())
-    compile_like_kser(plain, arch)
+    compile_like_kser(plain, arch, steps)
     rng = np.random.default_rng(0)
     features = tf.constant(rng.standard_normal((BATCH, 300, 64, 3)).astype(np.float32))
     labels = tf.one_hot(rng.integers(0, 6, BATCH), 6)

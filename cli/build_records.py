@@ -5,13 +5,16 @@ from __future__ import annotations
 from absl import flags
 
 from kser.audio import DECODERS
-from kser.config import AudioConfig, BuildConfig, RecordsConfig, SplitConfig
+import dataclasses
+
+from kser.config import PREPROCESSING, BuildConfig, RecordsConfig, SplitConfig
 from kser.layouts import available_layouts, layout_example
 from kser.records import ENCODINGS
 from kser.splits import STRATEGIES
 from cli.common import reports_errors
 
-_AUDIO, _SPLIT, _RECORDS = AudioConfig(), SplitConfig(), RecordsConfig()
+_SPLIT, _RECORDS = SplitConfig(), RecordsConfig()
+_PRESET = " (default: the --preprocessing preset's)"
 
 flags.DEFINE_string("data_dir", None, "Folder of audio files (searched recursively).", required=True)
 flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.", required=True)
@@ -22,10 +25,12 @@ flags.DEFINE_string("csv", None, "csv layout: listing with header path,label[,sp
 flags.DEFINE_enum("split", _SPLIT.strategy, list(STRATEGIES), "speaker: actor-disjoint and stratified; random: per clip, stratified (the study); none: every clip in the test split (to score a model on, or to cross-validate).")
 flags.DEFINE_list("split_fractions", [str(f) for f in _SPLIT.fractions], "train,validation,test fractions.")
 flags.DEFINE_integer("seed", 0, "Seed for the split, shard order and noise.")
-flags.DEFINE_integer("sample_rate", _AUDIO.sample_rate, "Target sample rate in Hz (files are resampled).")
-flags.DEFINE_float("clip_seconds", _AUDIO.clip_seconds, "Clips are padded with silence or trimmed to this length.")
-flags.DEFINE_boolean("normalize", _AUDIO.normalize, "Normalise each clip to zero mean and unit variance.")
-flags.DEFINE_float("noise_level", _AUDIO.noise_level, "Peak-relative Gaussian noise level; 0 writes clean audio.")
+flags.DEFINE_enum("preprocessing", "kser", list(PREPROCESSING), "Waveform preparation preset (kser.config.PREPROCESSING): kser, the recommendation, or study, the study's exact steps; the flags below override single settings.")
+flags.DEFINE_integer("sample_rate", None, "Target sample rate in Hz (files are resampled)" + _PRESET + ".")
+flags.DEFINE_float("clip_seconds", None, "Clips are padded with silence or trimmed to this length" + _PRESET + ".")
+flags.DEFINE_float("trim_db", None, "> 0: trim leading/trailing frames quieter than the loudest by this many dB before cropping; 0: keep whole clips (the study)" + _PRESET + ".")
+flags.DEFINE_boolean("normalize", None, "Normalise each clip to zero mean and unit variance" + _PRESET + ".")
+flags.DEFINE_float("noise_level", None, "Peak-relative Gaussian noise level; 0 writes clean audio" + _PRESET + ".")
 flags.DEFINE_float("shard_size_mb", _RECORDS.shard_size_mb, "Target shard size in MB.")
 flags.DEFINE_enum("waveform_encoding", _RECORDS.waveform_encoding, list(ENCODINGS), "Stored sample format.")
 flags.DEFINE_enum("decoder", "auto", list(DECODERS), "auto: soundfile, then tensorflow-io when its kernels load.")
@@ -34,6 +39,7 @@ flags.DEFINE_boolean("strict", False, "Fail on the first file that cannot be use
 flags.DEFINE_boolean("overwrite", False, "Replace an existing build with a different configuration.")
 
 FLAGS = flags.FLAGS
+_AUDIO_FLAGS = ("sample_rate", "clip_seconds", "trim_db", "normalize", "noise_level")
 
 
 def config_from_flags() -> BuildConfig:
@@ -49,11 +55,9 @@ def config_from_flags() -> BuildConfig:
         csv_path=FLAGS.csv,
         labels=tuple(FLAGS.labels) if FLAGS.labels else None,
         seed=FLAGS.seed,
-        audio=AudioConfig(
-            sample_rate=FLAGS.sample_rate,
-            clip_seconds=FLAGS.clip_seconds,
-            normalize=FLAGS.normalize,
-            noise_level=FLAGS.noise_level,
+        audio=dataclasses.replace(
+            PREPROCESSING[FLAGS.preprocessing],
+            **{name: FLAGS[name].value for name in _AUDIO_FLAGS if FLAGS[name].value is not None},
         ),
         split=SplitConfig(strategy=FLAGS.split, fractions=fractions),
         records=RecordsConfig(shard_size_mb=FLAGS.shard_size_mb, waveform_encoding=FLAGS.waveform_encoding),

@@ -22,6 +22,7 @@ _CV = CrossValidationConfig()
 
 flags.DEFINE_integer("folds", _CV.folds, "Number of speaker folds (each speaker is tested exactly once).")
 flags.DEFINE_integer("fold_seed", _CV.seed, "Seed that deals speakers into folds.")
+flags.DEFINE_integer("max_folds", _CV.max_folds, "Run only the first N folds of --folds (for slow models); default: all.")
 
 FLAG_MODULES = (training_flags,)
 FLAGS = training_flags.FLAGS
@@ -37,7 +38,7 @@ def main(argv: list[str]) -> None:
             training_flags.train_config(),
             FLAGS.records_dir,
             FLAGS.model_dir,
-            CrossValidationConfig(folds=FLAGS.folds, seed=FLAGS.fold_seed),
+            CrossValidationConfig(folds=FLAGS.folds, seed=FLAGS.fold_seed, max_folds=FLAGS.max_folds),
             augment=training_flags.augment_config(),
             model_options=training_flags.model_options(),
             command=command,

@@ -1,9 +1,11 @@
 """``kser train``: train a model on a records directory, streaming metrics to TensorBoard.
 
-Defaults are the study's: Adam with ExponentialDecay (1e-4, 1000 steps, 0.95, staircase) for
-gru/lstm/attn_pool and (5e-4, 0.9) for lstm_ft, categorical cross-entropy, batch 32, up to 50
-epochs, early stopping on validation loss (patience 15, best weights restored), random
-oversampling of the training split only. Rerunning a killed run's command resumes it.
+Each architecture trains with its registered recipe unless a flag says otherwise. The study's
+architectures use the study's: Adam with ExponentialDecay (1e-4, 1000 steps, 0.95, staircase) for
+gru/lstm/attn_pool and (5e-4, 0.9) plus augmentation for lstm_ft, categorical cross-entropy,
+batch 32, up to 50 epochs, early stopping on validation loss (patience 15, best weights
+restored), random oversampling of the training split only. Rerunning a killed run's command
+resumes it.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import json
 
 from absl import flags
 
-from kser.config import AUGMENT_PITCH_METHODS, AugmentConfig, TrainConfig
+from kser.config import AUGMENT_PITCH_METHODS, MONITORS, RECIPES, SCHEDULES, AugmentConfig, TrainConfig
 from kser.data import BALANCE_MODES
 from kser.errors import KserError
 from kser.models import available_architectures
@@ -17,14 +17,23 @@ _DEFAULTS = TrainConfig()
 flags.DEFINE_enum("arch", _DEFAULTS.arch, available_architectures(), "Model architecture (see kser.models).")
 flags.DEFINE_string("records_dir", None, "Output of kser build-records.", required=True)
 flags.DEFINE_string("model_dir", None, "Where the model, logs, checkpoints and history go.", required=True)
-flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Maximum number of epochs.")
+_RECIPE = " (default: the recipe's)"
+
+flags.DEFINE_enum("recipe", None, list(RECIPES), "Named training recipe (kser.config.RECIPES); default: the architecture's own (study: the study's models 1/2, study_ft: model 3, kser: the recommended).")
+flags.DEFINE_integer("epochs", None, "Maximum number of epochs" + _RECIPE + ".")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Batch size.")
 flags.DEFINE_enum("balance", _DEFAULTS.balance, list(BALANCE_MODES), "Class rebalancing of the training split.")
-flags.DEFINE_float("learning_rate", None, "Initial learning rate (default: the architecture's).")
-flags.DEFINE_float("decay_rate", None, "ExponentialDecay rate per decay_steps (default: the architecture's).")
+flags.DEFINE_float("learning_rate", None, "Initial (peak) learning rate" + _RECIPE + ".")
+flags.DEFINE_enum("schedule", None, list(SCHEDULES), "exponential: the study's staircase ExponentialDecay; cosine: warm-up then cosine decay to 0" + _RECIPE + ".")
+flags.DEFINE_float("decay_rate", None, "ExponentialDecay rate per decay_steps" + _RECIPE + ".")
 flags.DEFINE_integer("decay_steps", _DEFAULTS.decay_steps, "ExponentialDecay steps.")
-flags.DEFINE_integer("patience", _DEFAULTS.patience, "Early-stopping patience in epochs (validation loss).")
-flags.DEFINE_boolean("augment", None, "On-the-fly augmentation (default: on for lstm_ft only).")
+flags.DEFINE_integer("warmup_epochs", None, "cosine schedule: linear warm-up epochs" + _RECIPE + ".")
+flags.DEFINE_float("weight_decay", None, "> 0: AdamW with this decoupled weight decay; 0: Adam" + _RECIPE + ".")
+flags.DEFINE_float("label_smoothing", None, "Label smoothing of the cross-entropy" + _RECIPE + ".")
+flags.DEFINE_float("mixup_alpha", None, "> 0: mixup of training batches, lambda ~ Beta(alpha, alpha)" + _RECIPE + ".")
+flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs" + _RECIPE + ".")
+flags.DEFINE_enum("monitor", None, list(MONITORS), "What early stopping and the best checkpoint watch" + _RECIPE + ".")
+flags.DEFINE_boolean("augment", None, "On-the-fly augmentation of the training split" + _RECIPE + ".")
 flags.DEFINE_enum("pitch_method", AugmentConfig().pitch_method, list(AUGMENT_PITCH_METHODS), "Pitch-shift augmentation method.")
 flags.DEFINE_enum("features_on", _DEFAULTS.features_on, list(FEATURES_ON), "Where features are computed; auto = model on a GPU.")
 flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute (for GPUs).")
@@ -40,12 +49,19 @@ FLAGS = flags.FLAGS
 def train_config() -> TrainConfig:
     return TrainConfig(
         arch=FLAGS.arch,
+        recipe=FLAGS.recipe,
         epochs=FLAGS.epochs,
         batch_size=FLAGS.batch_size,
         learning_rate=FLAGS.learning_rate,
+        schedule=FLAGS.schedule,
         decay_steps=FLAGS.decay_steps,
         decay_rate=FLAGS.decay_rate,
+        warmup_epochs=FLAGS.warmup_epochs,
+        weight_decay=FLAGS.weight_decay,
+        label_smoothing=FLAGS.label_smoothing,
+        mixup_alpha=FLAGS.mixup_alpha,
         patience=FLAGS.patience,
+        monitor=FLAGS.monitor,
         balance=FLAGS.balance,
         augment=FLAGS.augment,
         features_on=FLAGS.features_on,

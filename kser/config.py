@@ -18,6 +18,9 @@ class AudioConfig:
 
     sample_rate: int = 16_000
     clip_seconds: float = 3.0
+    # > 0: cut leading and trailing frames quieter than the clip's loudest by more than this many dB
+    # (kser.waveform.trim_silence) before normalising and cropping; 0 keeps the clip whole (the study).
+    trim_db: float = 0.0
     normalize: bool = True
     # Peak-relative Gaussian noise: amp = noise_level * U(0, 1) * max(y); 0 writes clean audio.
     noise_level: float = 0.035
@@ -27,6 +30,13 @@ class AudioConfig:
     @property
     def clip_samples(self) -> int:
         return int(round(self.sample_rate * self.clip_seconds))
+
+
+# Named waveform preparations (``kser build-records --preprocessing=NAME``). AudioConfig's own
+# defaults are the study's steps; "kser" is the recommendation (benchmarks/EXPERIMENTS.md says why).
+STUDY_AUDIO = AudioConfig()
+KSER_AUDIO = AudioConfig()
+PREPROCESSING: dict[str, AudioConfig] = {"kser": KSER_AUDIO, "study": STUDY_AUDIO}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,18 +193,62 @@ class AugmentConfig:
         return self.waveform_active or self.specaugment_active
 
 
-# Optimiser schedule defaults per architecture: (initial learning rate, decay rate). The study's
-# models 1/2 use ExponentialDecay(1e-4, 1000, 0.95), model 3 (lstm_ft) (5e-4, 1000, 0.9); 'small'
-# is ours, trained from scratch on little data, so it starts higher.
-ARCH_SCHEDULES: dict[str, tuple[float, float]] = {
-    "gru": (1e-4, 0.95),
-    "lstm": (1e-4, 0.95),
-    "attn_pool": (1e-4, 0.95),
-    "lstm_ft": (5e-4, 0.9),
-    "small": (1e-3, 0.9),
-}
-# Architectures trained with on-the-fly augmentation by default (the study's model 3).
-ARCH_AUGMENTED: frozenset[str] = frozenset({"lstm_ft"})
+SCHEDULES: tuple[str, ...] = ("exponential", "cosine")
+MONITORS: tuple[str, ...] = ("val_loss", "val_uar")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How an architecture trains by default. Each architecture registers one with its builder
+    (``kser.models.register``); every field is also a :class:`TrainConfig` field that a run may set.
+
+    The defaults are the study's models 1 and 2: Adam, ``ExponentialDecay(1e-4, 1000, 0.95,
+    staircase=True)``, plain cross-entropy, no augmentation, up to 50 epochs, early stopping on
+    validation loss with patience 15.
+    """
+
+    learning_rate: float = 1e-4
+    # "exponential": lr * decay_rate ** (step // decay_steps) (the study); "cosine": linear warm-up
+    # over warmup_epochs, then cosine decay to 0 at the last epoch.
+    schedule: str = "exponential"
+    decay_rate: float = 0.95
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0  # > 0: AdamW with this decoupled weight decay; 0: Adam
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0  # > 0: mixup of training batches with lambda ~ Beta(alpha, alpha)
+    augment: bool = False  # on-the-fly AugmentConfig augmentation of the training split
+    epochs: int = 50
+    patience: int = 15  # early stopping on `monitor`, best weights restored
+    monitor: str = "val_loss"  # or "val_uar" (maximised)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 < self.decay_rate <= 1:
+            raise ValueError(f"decay_rate must be in (0, 1], got {self.decay_rate}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        for name in ("weight_decay", "mixup_alpha"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.epochs < 1 or self.patience < 1 or self.warmup_epochs < 0:
+            raise ValueError("epochs and patience must be >= 1 and warmup_epochs >= 0")
+
+
+_RECIPE_FIELDS = tuple(field.name for field in dataclasses.fields(Recipe))
+
+# Named recipes (``--recipe=NAME``); each architecture registers one of them as its own.
+# The study's models 1 and 2 (and the attention-pooling variant): Adam, ExponentialDecay(1e-4, 1000, 0.95).
+STUDY_RECIPE = Recipe()
+# The study's model 3: ExponentialDecay(5e-4, 1000, 0.9) and on-the-fly augmentation.
+STUDY_FT_RECIPE = Recipe(learning_rate=5e-4, decay_rate=0.9, augment=True)
+# kser's recommendation for corpora of 500-10,000 clips, `small`'s own (benchmarks/EXPERIMENTS.md says why).
+KSER_RECIPE = Recipe(learning_rate=1e-3, decay_rate=0.9)
+RECIPES: dict[str, Recipe] = {"study": STUDY_RECIPE, "study_ft": STUDY_FT_RECIPE, "kser": KSER_RECIPE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,35 +257,46 @@ class CrossValidationConfig:
 
     folds: int = 6
     seed: int = 0  # deals speakers into folds; also the training seed of fold 0 when --seed is not given
+    # Run only folds 0 .. max_folds-1 of the K (for models too slow for all K); None runs them all.
+    # The partition is the same; the report says how many folds ran.
+    max_folds: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """One ``kser train`` run; None means "the architecture's default" (see ARCH_SCHEDULES)."""
+    """One ``kser train`` run. A field left None takes the architecture's :class:`Recipe` value
+    (:meth:`with_recipe`); ``kser.training.train`` resolves them before anything else."""
 
     arch: str = "lstm"
-    epochs: int = 50
+    recipe: str | None = None  # a RECIPES name; None: the architecture's own recipe
+    epochs: int | None = None
     batch_size: int = 32
     learning_rate: float | None = None
+    schedule: str | None = None
     decay_steps: int = 1000
     decay_rate: float | None = None
     staircase: bool = True
-    patience: int = 15  # early stopping on validation loss, best weights restored
+    warmup_epochs: int | None = None
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    mixup_alpha: float | None = None
+    patience: int | None = None
+    monitor: str | None = None
     balance: str = "oversample"  # the study: oversample the training split only
-    augment: bool | None = None  # None: on for ARCH_AUGMENTED
+    augment: bool | None = None
     features_on: str = "auto"  # "pipeline" (tf.data), "model" (front layers, for GPUs), "auto"
     mixed_precision: bool = False
     seed: int | None = None
     deterministic: bool = False
     profile_batches: str = ""  # e.g. "10,20": TensorBoard profiler trace of those steps
 
-    def schedule(self) -> tuple[float, float]:
-        learning_rate, decay_rate = ARCH_SCHEDULES.get(self.arch, (1e-4, 0.95))
-        return (
-            self.learning_rate if self.learning_rate is not None else learning_rate,
-            self.decay_rate if self.decay_rate is not None else decay_rate,
-        )
+    def with_recipe(self, recipe: Recipe) -> "TrainConfig":
+        """Every None recipe field filled in from ``recipe``; the result is validated like a Recipe."""
+        values = {name: getattr(self, name) for name in _RECIPE_FIELDS}
+        merged = {name: getattr(recipe, name) if value is None else value for name, value in values.items()}
+        Recipe(**merged)  # validates the combination
+        return dataclasses.replace(self, **merged)
 
     @property
-    def augmented(self) -> bool:
-        return self.arch in ARCH_AUGMENTED if self.augment is None else self.augment
+    def resolved(self) -> bool:
+        return all(getattr(self, name) is not None for name in _RECIPE_FIELDS)

@@ -116,9 +116,16 @@ def cross_validate(
     from kser.evaluation import evaluate
     from kser.training import train
 
+    from kser.training import resolve_config
+
+    config = resolve_config(config)  # the definition records what is actually run
     records_dir, model_dir = Path(records_dir), Path(model_dir)
     manifest = read_manifest(records_dir)
     folds = make_folds(speaker_folds(speaker_class_counts(manifest), cv.folds, cv.seed))
+    if cv.max_folds is not None:
+        if not 1 <= cv.max_folds <= cv.folds:
+            raise KserError(f"--max_folds must be between 1 and --folds ({cv.folds}), got {cv.max_folds}")
+        folds = folds[: cv.max_folds]
     base_seed = config.seed if config.seed is not None else cv.seed
     manifest_sha = file_sha256(records_dir / MANIFEST_FILE)
     definition = json.loads(
@@ -178,6 +185,7 @@ def cross_validate(
         _clear_keras_state()
 
     report = _report(results, manifest, definition, command)
+    report["model"] = _model_cost(config.arch, len(manifest["label_names"]), manifest, features, model_options)
     write_json(model_dir / CV_REPORT_FILE, report)
     from kser.plots import confusion_matrix_png
 
@@ -185,9 +193,19 @@ def cross_validate(
         np.asarray(report["pooled"]["confusion_matrix"]),
         manifest["label_names"],
         model_dir / "confusion_matrix.png",
-        title=f"{config.arch}, {cv.folds}-fold speaker CV (pooled)",
+        title=f"{config.arch}, {cv.folds}-fold speaker CV (pooled over {len(folds)} folds)",
     )
     return report
+
+
+def _model_cost(arch: str, num_classes: int, manifest: dict[str, Any], features: FeatureConfig, options: dict[str, Any] | None) -> dict[str, Any]:
+    """Parameters and FLOPs per clip of the cross-validated model (built, not trained)."""
+    from kser.features import output_frames
+    from kser.models import build, estimate_flops
+
+    frames = output_frames(int(manifest["waveform"]["samples"]), features)
+    model = build(arch, num_classes=num_classes, input_shape=(frames, features.n_mels, 3), **(options or {}))
+    return {"parameters": int(model.count_params()), "gflops_per_clip": round(estimate_flops(model) / 1e9, 4)}
 
 
 def _epochs(directory: Path) -> int:
@@ -213,7 +231,8 @@ def _report(results: list[dict[str, Any]], manifest: dict[str, Any], definition:
         "kser_version": kser.__version__,
         "command": command,
         "arch": definition["train"]["arch"],
-        "folds": len(results),
+        "folds": definition["cross_validation"]["folds"],
+        "folds_run": len(results),
         "fold_seed": definition["cross_validation"]["seed"],
         "train_seeds": [r["seed"] for r in results],
         "records_dir": definition["records_dir"],
@@ -242,7 +261,9 @@ def summary(report: dict[str, Any]) -> str:
             f"{r['fold']:>4}  {' '.join(r['speakers']['test'])[:23]:<24}{r['accuracy']:>9.4f}{r['uar']:>8.4f}{r['macro_f1']:>10.4f}{r['epochs']:>8}{r['seconds']:>9.0f}"
         )
     lines.append(
-        f"{report['arch']}, {report['folds']}-fold speaker CV ({report['speakers']} speakers): "
+        f"{report['arch']}, {report['folds']}-fold speaker CV"
+        + (f", {report['folds_run']} of {report['folds']} folds run" if report["folds_run"] < report["folds"] else "")
+        + f" ({report['speakers']} speakers tested): "
         + "  ".join(f"{name} {report[name]['mean']:.4f} ± {report[name]['sd']:.4f}" for name in HEADLINE_METRICS)
     )
     return "\n".join(lines)

@@ -158,6 +158,33 @@ def _oversample(dataset: Any, factors: np.ndarray, seed: int | None) -> Any:
     return tf.data.Dataset.zip((dataset, uniforms)).flat_map(repeats)
 
 
+def _mixup(dataset: Any, alpha: float, seed: int | None) -> Any:
+    """Mixup (Zhang et al. 2018) of whole batches: ``x = l x + (1-l) x[perm]``, same for labels and weights.
+
+    Stateless draws keyed by a seeded stream of integers, so it is repeatable with a seed and safe
+    in any map (a parallel map cannot repeat a draw as stateful random ops can).
+    """
+    tf = tensorflow()
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(3)
+
+    def mix(element: tuple[Any, ...], key: Any) -> tuple[Any, ...]:
+        key = tf.cast(key % 2_147_483_647, tf.int32)
+        size = tf.shape(element[0])[:1]
+        first = tf.random.stateless_gamma(size, seed=key[:2], alpha=alpha)
+        second = tf.random.stateless_gamma(size, seed=key[1:], alpha=alpha)
+        lam = first / tf.maximum(first + second, 1e-12)
+        order = tf.argsort(tf.random.stateless_uniform(size, seed=tf.stack([key[2], key[0]])))
+
+        def blend(value: Any) -> Any:
+            weight = tf.reshape(lam, tf.concat([size, tf.ones([tf.rank(value) - 1], tf.int32)], axis=0))
+            weight = tf.cast(weight, value.dtype)
+            return weight * value + (1 - weight) * tf.gather(value, order)
+
+        return tuple(blend(value) for value in element)
+
+    return tf.data.Dataset.zip((dataset, keys)).map(lambda element, key: mix(element, key))
+
+
 def make_dataset(
     records_dir: str | Path,
     split: str | Subset,
@@ -172,6 +199,7 @@ def make_dataset(
     deterministic: bool | None = None,
     shuffle_buffer: int = 2048,
     one_hot: bool = True,
+    mixup_alpha: float = 0.0,
 ) -> Any:
     """A batched ``tf.data.Dataset`` of ``(inputs, labels)``, or ``(inputs, labels, weights)`` when
     ``balance="weights"``.
@@ -182,6 +210,8 @@ def make_dataset(
     ``[batch, frames, mels, 3]`` log-mel/delta/delta-delta, ``"waveforms"`` ``[batch, samples]``.
     ``seed`` makes shuffling, oversampling and augmentation repeatable; ``deterministic``
     (default: True when a seed is given) also fixes the element order of parallel stages.
+    ``mixup_alpha > 0`` mixes each training batch with a shuffled copy of itself (inputs, one-hot
+    labels and weights alike), with a fresh ``lambda ~ Beta(alpha, alpha)`` per clip.
     """
     tf = tensorflow()
     records_dir = Path(records_dir)
@@ -247,6 +277,10 @@ def make_dataset(
         return inputs, targets, tf.gather(weights, labels)
 
     dataset = dataset.map(finish, num_parallel_calls=autotune, deterministic=True)
+    if training and mixup_alpha > 0:
+        if not one_hot:
+            raise KserError("mixup needs one-hot labels")
+        dataset = _mixup(dataset, mixup_alpha, None if seed is None else seed + 3)
     if not training:
         # Evaluation splits hold a known number of batches: tell Keras (progress bars, no
         # "ran out of data" warnings).

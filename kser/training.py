@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kser import model_dir as layout
-from kser.config import AudioConfig, AugmentConfig, FeatureConfig, TrainConfig, from_dict, to_dict
+from kser.config import RECIPES, AudioConfig, AugmentConfig, FeatureConfig, TrainConfig, from_dict, to_dict
 from kser.data import BALANCE_MODES, Subset, make_dataset, read_manifest, split_size, subset_to_json
 from kser.errors import KserError
 from kser.quiet import tensorflow
@@ -93,6 +93,57 @@ def _save_model_atomically(model: Any, path: Path) -> None:
         temp.unlink(missing_ok=True)
 
 
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """``config`` with every recipe field set: from ``--recipe`` if named, else from the architecture's."""
+    from kser.models import available_architectures, recipe
+
+    if config.arch not in available_architectures():
+        raise KserError(f"unknown architecture {config.arch!r}; choose one of {', '.join(available_architectures())}")
+    if config.recipe is not None and config.recipe not in RECIPES:
+        raise KserError(f"unknown recipe {config.recipe!r}; choose one of {', '.join(RECIPES)}")
+    try:
+        return config.with_recipe(RECIPES[config.recipe] if config.recipe else recipe(config.arch))
+    except ValueError as error:
+        raise KserError(str(error)) from None
+
+
+def monitor_mode(monitor: str) -> str:
+    """Loss is minimised; UAR maximised."""
+    return "min" if monitor.endswith("loss") else "max"
+
+
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> Any:
+    """The resolved config's schedule: the study's staircase ExponentialDecay, or warm-up + cosine to 0."""
+    import keras
+
+    if config.schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, config.decay_steps, config.decay_rate, staircase=config.staircase
+        )
+    warmup = config.warmup_epochs * steps_per_epoch
+    total = config.epochs * steps_per_epoch
+    if warmup == 0:
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, max(total, 1))
+    # Linear warm-up from lr/warmup_steps to lr, then cosine decay to 0 over the remaining steps.
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate / warmup, max(total - warmup, 1), warmup_target=config.learning_rate, warmup_steps=warmup
+    )
+
+
+def compile_for_training(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
+    """Optimizer (Adam, or AdamW when weight_decay > 0), loss and metrics of a resolved config."""
+    import keras
+
+    schedule = learning_rate_schedule(config, steps_per_epoch)
+    optimizer = (
+        keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+        if config.weight_decay > 0
+        else keras.optimizers.Adam(schedule)
+    )
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
 def _callbacks(model_dir: Path, validation: Any, label_names: list[str], config: TrainConfig) -> tuple[list[Any], Any]:
     import keras
 
@@ -105,9 +156,15 @@ def _callbacks(model_dir: Path, validation: Any, label_names: list[str], config:
         ClassMetrics(validation, label_names, log_dir=model_dir / layout.LOGS_DIR),  # first: adds val_uar etc. to logs
         stop_on_non_finite,
         keras.callbacks.BackupAndRestore(str(model_dir / _BACKUP_DIR)),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1),
+        keras.callbacks.EarlyStopping(
+            monitor=config.monitor, mode=monitor_mode(config.monitor), patience=config.patience, restore_best_weights=True, verbose=1
+        ),
         keras.callbacks.ModelCheckpoint(
-            str(model_dir / layout.CHECKPOINTS_DIR / "best.weights.h5"), monitor="val_loss", save_best_only=True, save_weights_only=True
+            str(model_dir / layout.CHECKPOINTS_DIR / "best.weights.h5"),
+            monitor=config.monitor,
+            mode=monitor_mode(config.monitor),
+            save_best_only=True,
+            save_weights_only=True,
         ),
         keras.callbacks.CSVLogger(str(model_dir / layout.HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(str(model_dir / layout.LOGS_DIR), profile_batch=profile),
@@ -135,12 +192,11 @@ def train(
     """
     import keras
 
-    from kser.models import available_architectures, build
+    from kser.models import build
     from kser.features import output_frames
 
     tf = tensorflow()
-    if config.arch not in available_architectures():
-        raise KserError(f"unknown architecture {config.arch!r}; choose one of {', '.join(available_architectures())}")
+    config = resolve_config(config)
     if config.balance not in BALANCE_MODES:
         raise KserError(f"unknown balance mode {config.balance!r}; choose one of {', '.join(BALANCE_MODES)}")
     records_dir, model_dir = Path(records_dir), Path(model_dir)
@@ -154,7 +210,7 @@ def train(
     if features.sample_rate != audio.sample_rate:
         raise KserError(f"features expect {features.sample_rate} Hz but the records hold {audio.sample_rate} Hz audio")
     features_on = resolve_features_on(config.features_on)
-    augment_config = augment if config.augmented else None
+    augment_config = augment if config.augment else None
     run = json.loads(
         json.dumps(
             {
@@ -185,15 +241,19 @@ def train(
             if features_on == "model"
             else core
         )
-        learning_rate, decay_rate = config.schedule()
-        schedule = keras.optimizers.schedules.ExponentialDecay(learning_rate, config.decay_steps, decay_rate, staircase=config.staircase)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy", metrics=["accuracy"])
+        steps = math.ceil(split_size(manifest, train_on, config.balance) / config.batch_size)
+        compile_for_training(model, config, steps)
 
         common = dict(batch_size=config.batch_size, features=features, output=output, seed=config.seed)
         train_data = make_dataset(
-            records_dir, train_on, training=True, balance=config.balance, augment=augment_config if output == "features" else None, **common
+            records_dir,
+            train_on,
+            training=True,
+            balance=config.balance,
+            augment=augment_config if output == "features" else None,
+            mixup_alpha=config.mixup_alpha,
+            **common,
         ).repeat()
-        steps = math.ceil(split_size(manifest, train_on, config.balance) / config.batch_size)
         validation = make_dataset(records_dir, validate_on, training=False, **common)
         callbacks, stop_on_non_finite = _callbacks(model_dir, validation, label_names, config)
         history = model.fit(
@@ -220,11 +280,12 @@ def train(
         ),
     )
     shutil.rmtree(model_dir / _BACKUP_DIR, ignore_errors=True)
-    return _result(model_dir, history.history, features_on, core.count_params())
+    return _result(model_dir, history.history, features_on, core.count_params(), config.monitor)
 
 
-def _result(model_dir: Path, history: dict[str, list[float]], features_on: str, parameters: int) -> TrainResult:
-    losses = history.get("val_loss") or [math.inf]
-    best_epoch = min(range(len(losses)), key=losses.__getitem__)
+def _result(model_dir: Path, history: dict[str, list[float]], features_on: str, parameters: int, monitor: str) -> TrainResult:
+    scores = history.get(monitor) or [math.nan]
+    sign = 1.0 if monitor_mode(monitor) == "min" else -1.0
+    best_epoch = min(range(len(scores)), key=lambda epoch: sign * scores[epoch])
     best = {key: float(values[best_epoch]) for key, values in history.items() if key.startswith("val_") and len(values) > best_epoch}
-    return TrainResult(model_dir, len(losses), best_epoch + 1, best, features_on, parameters)
+    return TrainResult(model_dir, len(scores), best_epoch + 1, best, features_on, parameters)

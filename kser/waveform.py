@@ -44,6 +44,36 @@ def normalize(samples: np.ndarray, silence_std: float = 1e-6) -> tuple[np.ndarra
     return (centred / std).astype(np.float32), False
 
 
+TRIM_FRAME_SECONDS = 0.025
+TRIM_HOP_SECONDS = 0.010
+TRIM_MARGIN_SECONDS = 0.1
+
+
+def trim_silence(samples: np.ndarray, sample_rate: int, top_db: float) -> np.ndarray:
+    """The clip without its leading and trailing silence.
+
+    Frames of 25 ms (10 ms hop) whose RMS is more than ``top_db`` below the loudest frame's are
+    silence; everything from 100 ms before the first loud frame to 100 ms after the last one is kept
+    (so soft onsets and releases survive). Why: acted corpora pad their sentences with up to a second
+    of silence (RAVDESS), which a fixed 3 s crop would otherwise spend on nothing.
+    """
+    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    hop = max(1, int(round(TRIM_HOP_SECONDS * sample_rate)))
+    if top_db <= 0 or samples.shape[0] <= frame:
+        return samples
+    count = 1 + (samples.shape[0] - frame) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(samples.astype(np.float64, copy=False), frame)[::hop][:count]
+    rms = np.sqrt(np.mean(np.square(frames - frames.mean(axis=1, keepdims=True)), axis=1))
+    peak = float(rms.max())
+    if peak <= 0:
+        return samples
+    loud = np.flatnonzero(rms >= peak * 10.0 ** (-top_db / 20.0))
+    margin = int(round(TRIM_MARGIN_SECONDS * sample_rate))
+    start = max(0, int(loud[0]) * hop - margin)
+    end = min(samples.shape[0], int(loud[-1]) * hop + frame + margin)
+    return samples[start:end]
+
+
 def pad_or_trim(samples: np.ndarray, length: int) -> np.ndarray:
     """Keep the first ``length`` samples, padding the end with silence (zeros)."""
     if samples.shape[0] >= length:
@@ -61,13 +91,15 @@ def add_peak_relative_noise(samples: np.ndarray, level: float, rng: np.random.Ge
 
 
 def prepare(samples: np.ndarray, config: AudioConfig, rng: np.random.Generator) -> PreparedClip:
-    """Study steps 2-4 on a mono clip already at ``config.sample_rate``."""
+    """Study steps 2-4 on a mono clip already at ``config.sample_rate`` (after silence trimming, if set)."""
+    source_samples = int(samples.shape[0])
+    samples = trim_silence(samples, config.sample_rate, config.trim_db)
     silent = False
     if config.normalize:
         samples, silent = normalize(samples, config.silence_std)
     fixed = pad_or_trim(samples.astype(np.float32, copy=False), config.clip_samples)
     noisy, amplitude = add_peak_relative_noise(fixed, config.noise_level, rng)
-    return PreparedClip(noisy, int(samples.shape[0]), silent, amplitude)
+    return PreparedClip(noisy, source_samples, silent, amplitude)
 
 
 def encode_int16(samples: np.ndarray) -> tuple[bytes, float]:

@@ -41,7 +41,7 @@ def cross_validated(records, tmp_path_factory):
 def test_cross_validate_writes_folds_and_a_report(cross_validated, records):
     model_dir, result = cross_validated
     report = json.loads((model_dir / CV_REPORT_FILE).read_text())
-    assert report["folds"] == 3 and report["speakers"] == 6 and report["arch"] == "small"
+    assert report["folds"] == report["folds_run"] == 3 and report["speakers"] == 6 and report["arch"] == "small"
     tested = [s for fold in report["per_fold"] for s in fold["speakers"]["test"]]
     assert sorted(tested) == sorted(set(tested)) and len(tested) == 6  # every speaker tested exactly once
     for fold in report["per_fold"]:

@@ -141,3 +141,31 @@ def test_a_speaker_subset_reads_only_those_speakers_from_every_split(records):
 def test_an_empty_subset_is_a_clear_error(records):
     with pytest.raises(KserError, match="nobody of .*records has no clips"):
         make_dataset(records, Subset(("train",), frozenset({"no such speaker"}), name="nobody"), batch_size=8)
+
+
+def test_mixup_blends_each_clip_with_another_of_the_batch_and_its_label_alike(records):
+    common = dict(batch_size=8, training=True, output="waveforms", seed=4)
+    plain_x, plain_y = next(iter(make_dataset(records, "train", **common)))
+    mixed_x, mixed_y = next(iter(make_dataset(records, "train", mixup_alpha=0.4, **common)))
+    plain_x, plain_y, mixed_x, mixed_y = (t.numpy().astype(np.float64) for t in (plain_x, plain_y, mixed_x, mixed_y))
+    np.testing.assert_allclose(mixed_y.sum(axis=1), 1.0, atol=1e-6)
+    assert not np.allclose(mixed_x, plain_x)
+    for i in range(len(mixed_x)):
+        fits = []
+        for j in range(len(plain_x)):
+            difference = plain_x[i] - plain_x[j]
+            lam = 1.0 if not difference.any() else float(np.dot(mixed_x[i] - plain_x[j], difference) / np.dot(difference, difference))
+            blend = lam * plain_x[i] + (1 - lam) * plain_x[j]
+            if 0 <= lam <= 1 and np.allclose(blend, mixed_x[i], atol=1e-4):
+                fits.append(np.allclose(lam * plain_y[i] + (1 - lam) * plain_y[j], mixed_y[i], atol=1e-4))
+        assert fits and any(fits), i
+    again_x, _ = next(iter(make_dataset(records, "train", mixup_alpha=0.4, **common)))
+    np.testing.assert_array_equal(again_x.numpy(), mixed_x.astype(np.float32))  # repeatable with a seed
+
+
+def test_mixup_never_touches_evaluation_splits(records):
+    plain = make_dataset(records, "validation", batch_size=8)
+    mixed = make_dataset(records, "validation", batch_size=8, mixup_alpha=0.4, seed=1)
+    for (a, b), (c, d) in zip(plain, mixed):
+        np.testing.assert_array_equal(a.numpy(), c.numpy())
+        np.testing.assert_array_equal(b.numpy(), d.numpy())

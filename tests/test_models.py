@@ -15,6 +15,7 @@ import pytest
 
 from tests.cli_runner import run_under_jax
 from kser import models
+from kser.config import Recipe, TrainConfig
 from kser.models import AttentionPooling
 
 # Keras' own weight saving under TF + NumPy 2 warns about __array__(copy=...); not ours to fix.
@@ -90,7 +91,32 @@ def test_unknown_override_is_rejected():
 
 def test_register_refuses_a_second_builder_under_the_same_name():
     with pytest.raises(ValueError, match="already registered"):
-        models.register("gru")(lambda num_classes, input_shape: None)
+        models.register("gru", Recipe())(lambda num_classes, input_shape: None)
+
+
+def test_an_architecture_cannot_register_without_a_recipe():
+    with pytest.raises(TypeError, match="needs a kser.config.Recipe"):
+        models.register("no_recipe", None)
+    assert "no_recipe" not in models.available_architectures()
+
+
+def test_every_architecture_has_its_recipe_and_the_study_ones_are_the_study_s():
+    for arch in models.available_architectures():
+        assert isinstance(models.recipe(arch), Recipe)
+    for arch in ("gru", "lstm", "attn_pool"):
+        recipe = models.recipe(arch)
+        assert (recipe.learning_rate, recipe.decay_rate, recipe.schedule, recipe.augment) == (1e-4, 0.95, "exponential", False)
+        assert (recipe.epochs, recipe.patience, recipe.monitor, recipe.label_smoothing, recipe.mixup_alpha) == (50, 15, "val_loss", 0, 0)
+    fine_tuned = models.recipe("lstm_ft")
+    assert (fine_tuned.learning_rate, fine_tuned.decay_rate, fine_tuned.augment) == (5e-4, 0.9, True)
+
+
+def test_train_config_fills_only_its_unset_fields_from_the_recipe():
+    config = TrainConfig(arch="lstm_ft", learning_rate=1e-3, augment=False).with_recipe(models.recipe("lstm_ft"))
+    assert config.resolved and config.learning_rate == 1e-3 and config.augment is False
+    assert config.decay_rate == 0.9 and config.epochs == 50 and config.monitor == "val_loss"
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(arch="gru", label_smoothing=1.5).with_recipe(models.recipe("gru"))
 
 
 @pytest.mark.parametrize("arch", sorted(STUDY_COUNTS))
@@ -154,9 +180,32 @@ def test_attention_pooling_ignores_masked_steps():
     np.testing.assert_allclose(masked, truncated, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("arch", ["small", "attn_pool"])
-def test_save_load_round_trip(arch, tmp_path):
-    model = _tiny(arch)
+def test_utterance_normalization_centres_and_scales_each_band_over_time():
+    x = np.random.default_rng(0).normal(5.0, 3.0, size=(2, 50, 4, 3)).astype("float32")
+    out = keras.ops.convert_to_numpy(models.UtteranceNormalization()(x))
+    np.testing.assert_allclose(out.mean(axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=1), 1.0, atol=1e-3)
+    centred = keras.ops.convert_to_numpy(models.UtteranceNormalization(scale=False)(x))
+    np.testing.assert_allclose(centred, x - x.mean(axis=1, keepdims=True), atol=1e-5)
+
+
+def test_small_options_stem_and_utterance_norm_change_only_what_they_say():
+    plain = models.build("small")
+    assert plain.count_params() == 249_959  # the defaults are unchanged by the options
+    stem = models.build("small", stem_filters=16, pool_sizes=((2, 2), (1, 2), (1, 2)), utterance_norm="meanvar")
+    assert stem.get_layer("stem").strides == (2, 2) and stem.get_layer("utterance_norm").scale
+    assert stem.get_layer("to_sequence").output.shape[1] == 75  # the same 75 steps for the GRU
+    assert models.estimate_flops(stem) < 0.5 * models.estimate_flops(plain)
+    with pytest.raises(ValueError, match="utterance_norm"):
+        models.build("small", utterance_norm="bogus")
+
+
+@pytest.mark.parametrize(
+    "arch, extra",
+    [("small", {}), ("attn_pool", {}), ("small", {"stem_filters": 4, "pool_sizes": ((1, 2), (1, 2), (1, 1)), "utterance_norm": "mean"})],
+)
+def test_save_load_round_trip(arch, extra, tmp_path):
+    model = _tiny(arch, **extra)
     x = _batch(2)
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     path = tmp_path / f"{arch}.keras"

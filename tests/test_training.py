@@ -159,3 +159,35 @@ def test_evaluate_scores_records_that_hold_a_subset_of_the_labels(trained, tmp_p
     assert per_class["ANG"]["support"] == per_class["SAD"]["support"] == 2 and per_class["NEU"]["support"] == 0
     assert report["uar"] == pytest.approx((per_class["ANG"]["recall"] + per_class["SAD"]["recall"]) / 2)
     assert np.asarray(report["confusion_matrix"]).sum() == 4
+
+
+def test_recipe_options_train_and_are_recorded(records, tmp_path):
+    """Cosine schedule with warm-up, AdamW, label smoothing, mixup and early stopping on val_uar."""
+    config = tiny_config(
+        epochs=3, schedule="cosine", warmup_epochs=1, weight_decay=1e-4, label_smoothing=0.1, mixup_alpha=0.2,
+        monitor="val_uar", patience=5,
+    )
+    result = train(config, records, tmp_path, model_options=TINY, verbose=0)
+    with open(tmp_path / layout.HISTORY_FILE) as handle:
+        rows = list(csv.DictReader(handle))
+    uar = [float(row["val_uar"]) for row in rows]
+    assert result.best_epoch == 1 + max(range(len(uar)), key=lambda epoch: (uar[epoch], -epoch))
+    stored = layout.load_info(tmp_path).extra["train"]
+    assert stored["schedule"] == "cosine" and stored["monitor"] == "val_uar" and stored["mixup_alpha"] == 0.2
+    assert stored["epochs"] == 3 and stored["decay_rate"] == 0.9  # unset fields come from small's recipe
+
+
+def test_learning_rate_schedules():
+    import keras
+
+    from kser.models import recipe
+    from kser.training import learning_rate_schedule
+
+    study = learning_rate_schedule(TrainConfig(arch="gru").with_recipe(recipe("gru")), steps_per_epoch=10)
+    assert float(study(999)) == pytest.approx(1e-4) and float(study(1000)) == pytest.approx(0.95e-4)
+    cosine = learning_rate_schedule(
+        TrainConfig(arch="small", schedule="cosine", learning_rate=1e-3, warmup_epochs=2, epochs=10).with_recipe(recipe("small")), 10
+    )
+    values = [float(keras.ops.convert_to_numpy(cosine(step))) for step in (0, 10, 20, 60, 100)]
+    assert values[0] < values[1] < values[2] == pytest.approx(1e-3)  # linear warm-up to the peak
+    assert values[2] > values[3] > values[4] and values[4] == pytest.approx(0.0, abs=1e-9)  # cosine to 0

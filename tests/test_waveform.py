@@ -5,7 +5,7 @@ import pytest
 
 from kser.config import AudioConfig
 from kser.records import encode_waveform
-from kser.waveform import add_peak_relative_noise, clip_rng, decode_int16, encode_int16, normalize, pad_or_trim, prepare
+from kser.waveform import add_peak_relative_noise, clip_rng, decode_int16, encode_int16, normalize, pad_or_trim, prepare, trim_silence
 from tests.synthetic import tone
 
 
@@ -95,3 +95,39 @@ def test_float32_encoding_is_exact_and_unknown_encoding_refused():
     assert scale == 1.0
     with pytest.raises(ValueError, match="int16"):
         encode_waveform(samples, "mu-law")
+
+
+def speech_in_silence(lead=1.0, speech=1.5, tail=0.7, floor=1e-4, sample_rate=16_000):
+    rng = np.random.default_rng(0)
+    quiet = lambda seconds: (floor * rng.standard_normal(int(seconds * sample_rate))).astype(np.float32)
+    return np.concatenate([quiet(lead), tone(speech, 220, amplitude=0.5), quiet(tail)])
+
+
+def test_trim_silence_keeps_the_loud_part_with_a_margin():
+    samples = speech_in_silence()
+    out = trim_silence(samples, 16_000, top_db=40)
+    start = (out.__array_interface__["data"][0] - samples.__array_interface__["data"][0]) // samples.itemsize  # a slice
+    assert abs(start - (16_000 - 1_600)) <= 400  # 100 ms before the tone, to within one 25 ms frame
+    assert abs(out.size - (1.5 + 0.2) * 16_000) <= 2 * 400  # the tone plus two margins, within a frame each
+    np.testing.assert_array_equal(out, samples[start : start + out.size])
+
+
+def test_trim_silence_off_short_or_silent_clips_are_unchanged():
+    samples = speech_in_silence()
+    assert trim_silence(samples, 16_000, top_db=0) is samples
+    short = samples[:100]
+    assert trim_silence(short, 16_000, top_db=40) is short
+    zeros = np.zeros(16_000, dtype=np.float32)
+    assert trim_silence(zeros, 16_000, top_db=40) is zeros
+
+
+def test_prepare_trims_before_normalising_and_cropping():
+    samples = speech_in_silence(lead=2.0, speech=1.0, tail=2.0)
+    config = AudioConfig(trim_db=40, noise_level=0.0, clip_seconds=3.0)
+    prepared = prepare(samples, config, clip_rng(0, "x"))
+    assert prepared.source_samples == samples.size  # the decoded length, before any trimming
+    voiced = np.abs(prepared.samples) > 1e-3
+    assert voiced[: int(0.2 * 16_000)].any()  # the tone now starts near the beginning of the crop
+    assert not voiced[int(1.3 * 16_000) :].any()  # and the rest is padding
+    untrimmed = prepare(samples, AudioConfig(noise_level=0.0), clip_rng(0, "x"))
+    assert not (np.abs(untrimmed.samples[: int(1.9 * 16_000)]) > 0.05).any()  # the study's crop: mostly silence first

@@ -14,9 +14,10 @@ from kser.models.registry import (
     available_architectures,
     build,
     builder_options,
+    recipe,
     register,
 )
-from kser.models.layers import AttentionPooling
+from kser.models.layers import AttentionPooling, UtteranceNormalization
 from kser.models.flops import estimate_flops, estimate_macs
 
 # Imported for their @register side effect.
@@ -25,11 +26,13 @@ from kser.models import study as _study  # noqa: F401,E402
 
 __all__ = [
     "AttentionPooling",
+    "UtteranceNormalization",
     "DEFAULT_INPUT_SHAPE",
     "DEFAULT_NUM_CLASSES",
     "available_architectures",
     "build",
     "builder_options",
+    "recipe",
     "estimate_flops",
     "estimate_macs",
     "register",

@@ -44,3 +44,32 @@ class AttentionPooling(keras.layers.Layer):
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> None:
         return None
+
+
+@keras.saving.register_keras_serializable(package="kser")
+class UtteranceNormalization(keras.layers.Layer):
+    """Per-clip normalisation over time: each (band, channel) minus its mean over the clip's frames,
+    and divided by its standard deviation when ``scale``.
+
+    Why: a recording's channel, level and the speaker's voice shift every band's average log energy;
+    the emotion lives more in how the bands move than in where they sit. Subtracting the per-clip mean
+    (cepstral mean normalisation, in the log-mel domain) removes the fixed offsets; parameter-free, so
+    training and serving compute the same thing for every clip.
+    """
+
+    def __init__(self, scale: bool = True, epsilon: float = 1e-3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scale = bool(scale)
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs: Any) -> Any:
+        centred = inputs - ops.mean(inputs, axis=1, keepdims=True)
+        if not self.scale:
+            return centred
+        return centred / ops.sqrt(ops.mean(ops.square(centred), axis=1, keepdims=True) + self.epsilon)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scale": self.scale, "epsilon": self.epsilon}

@@ -11,28 +11,41 @@ from typing import Any, Callable, Sequence
 
 import keras
 
+from kser.config import Recipe
+
 Builder = Callable[..., keras.Model]
 
 _REGISTRY: dict[str, Builder] = {}
+_RECIPES: dict[str, Recipe] = {}
 
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (300, 64, 3)  # (frames, mel bands, log-mel/delta/delta-delta)
 DEFAULT_NUM_CLASSES: int = 6
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-    """Decorator that records ``builder`` under ``name``.
+def register(name: str, recipe: Recipe) -> Callable[[Builder], Builder]:
+    """Decorator that records ``builder`` under ``name`` with the training ``recipe`` it comes with.
 
     A builder has the signature ``builder(num_classes, input_shape, *, <overridable keyword options>)``
-    and returns a functional ``keras.Model`` whose last layer is a softmax.
+    and returns a functional ``keras.Model`` whose last layer is a softmax. The recipe is required,
+    so that no architecture silently trains with another's schedule.
     """
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"architecture {name!r} needs a kser.config.Recipe, got {recipe!r}")
 
     def decorator(builder: Builder) -> Builder:
         if name in _REGISTRY and _REGISTRY[name] is not builder:
             raise ValueError(f"architecture {name!r} is already registered")
         _REGISTRY[name] = builder
+        _RECIPES[name] = recipe
         return builder
 
     return decorator
+
+
+def recipe(arch: str) -> Recipe:
+    """The training recipe registered with ``arch``."""
+    _get(arch)
+    return _RECIPES[arch]
 
 
 def available_architectures() -> list[str]:

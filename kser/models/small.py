@@ -15,16 +15,22 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from kser.models.layers import AttentionPooling
+from kser.config import KSER_RECIPE
+from kser.models.layers import AttentionPooling, UtteranceNormalization
 from kser.models.registry import register
 
+UTTERANCE_NORMS = ("none", "mean", "meanvar")
 
-@register("small")
+
+@register("small", KSER_RECIPE)
 def build_small(
     num_classes: int,
     input_shape: tuple[int, int, int],
     *,
+    utterance_norm: str = "none",
     input_norm: bool = True,
+    stem_filters: int = 0,
+    stem_strides: Sequence[int] = (2, 2),
     conv_filters: Sequence[int] = (32, 64, 96),
     conv_kernel: Sequence[int] = (3, 3),
     pool_sizes: Sequence[Sequence[int]] = ((2, 2), (2, 2), (1, 2)),
@@ -39,19 +45,30 @@ def build_small(
 
     ``input_norm`` learns a per-(mel band, channel) BatchNormalization of the raw features: log-mel
     levels differ a lot between bands and deltas are near zero, so the convolutions see comparable
-    scales without a separate statistics pass over the data.
+    scales without a separate statistics pass over the data. ``utterance_norm`` ("mean" or
+    "meanvar") first normalises each clip's bands over time (:class:`UtteranceNormalization`).
+    ``stem_filters > 0`` adds a strided 3x3 convolution before the blocks, so that the blocks run at
+    a lower resolution (``stem_strides``; most of the cost of a CNN on 300 x 64 inputs is there).
     """
     if len(pool_sizes) != len(conv_filters):
         raise ValueError(
             f"pool_sizes needs one entry per conv block ({len(conv_filters)}), got {len(pool_sizes)}"
         )
+    if utterance_norm not in UTTERANCE_NORMS:
+        raise ValueError(f"utterance_norm must be one of {UTTERANCE_NORMS}, got {utterance_norm!r}")
     frames, bands, channels = input_shape
     inputs = keras.Input(shape=input_shape, name="features")
     x = inputs
+    if utterance_norm != "none":
+        x = UtteranceNormalization(scale=utterance_norm == "meanvar", name="utterance_norm")(x)
     if input_norm:
         x = layers.Reshape((frames, bands * channels), name="input_flatten")(x)
         x = layers.BatchNormalization(name="input_bn")(x)
         x = layers.Reshape((frames, bands, channels), name="input_unflatten")(x)
+    if stem_filters:
+        x = layers.Conv2D(stem_filters, (3, 3), strides=tuple(stem_strides), padding="same", use_bias=False, name="stem")(x)
+        x = layers.BatchNormalization(name="stem_bn")(x)
+        x = layers.Activation("relu", name="stem_relu")(x)
     for index, (filters, pool) in enumerate(zip(conv_filters, pool_sizes), start=1):
         # No conv bias: the BatchNorm right after it has its own shift.
         x = layers.Conv2D(filters, tuple(conv_kernel), padding="same", use_bias=False, name=f"conv{index}")(x)

@@ -12,6 +12,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from kser.config import STUDY_FT_RECIPE, STUDY_RECIPE
 from kser.models.layers import AttentionPooling
 from kser.models.registry import register
 
@@ -73,7 +74,7 @@ def _lstm_trunk(
     return layers.Dropout(seq_dropout, name="seq_dropout")(x)
 
 
-@register("gru")
+@register("gru", STUDY_RECIPE)
 def build_gru(
     num_classes: int,
     input_shape: tuple[int, int, int],
@@ -110,7 +111,7 @@ def build_gru(
     return keras.Model(inputs, outputs, name="kser_gru")
 
 
-@register("lstm")
+@register("lstm", STUDY_RECIPE)
 def build_lstm(
     num_classes: int,
     input_shape: tuple[int, int, int],
@@ -139,7 +140,7 @@ def build_lstm(
     return keras.Model(inputs, outputs, name="kser_lstm")
 
 
-@register("lstm_ft")
+@register("lstm_ft", STUDY_FT_RECIPE)
 def build_lstm_ft(
     num_classes: int,
     input_shape: tuple[int, int, int],
@@ -170,7 +171,7 @@ def build_lstm_ft(
     return keras.Model(inputs, outputs, name="kser_lstm_ft")
 
 
-@register("attn_pool")
+@register("attn_pool", STUDY_RECIPE)
 def build_attn_pool(
     num_classes: int,
     input_shape: tuple[int, int, int],
