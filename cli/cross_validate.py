@@ -39,7 +39,6 @@ def main(argv: list[str]) -> None:
             FLAGS.records_dir,
             FLAGS.model_dir,
             CrossValidationConfig(folds=FLAGS.folds, seed=FLAGS.fold_seed, max_folds=FLAGS.max_folds),
-            augment=training_flags.augment_config(),
             model_options=training_flags.model_options(),
             command=command,
             overwrite=FLAGS.overwrite,

@@ -31,7 +31,6 @@ def main(argv: list[str]) -> None:
             FLAGS.records_dir,
             FLAGS.model_dir,
             overwrite=FLAGS.overwrite,
-            augment=training_flags.augment_config(),
             model_options=training_flags.model_options(),
             verbose=1 if sys.stdout.isatty() else 2,  # one line per epoch in logs
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from absl import flags
@@ -34,7 +35,7 @@ flags.DEFINE_float("mixup_alpha", None, "> 0: mixup of training batches, lambda 
 flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs" + _RECIPE + ".")
 flags.DEFINE_enum("monitor", None, list(MONITORS), "What early stopping and the best checkpoint watch" + _RECIPE + ".")
 flags.DEFINE_boolean("augment", None, "On-the-fly augmentation of the training split" + _RECIPE + ".")
-flags.DEFINE_enum("pitch_method", AugmentConfig().pitch_method, list(AUGMENT_PITCH_METHODS), "Pitch-shift augmentation method.")
+flags.DEFINE_enum("pitch_method", None, list(AUGMENT_PITCH_METHODS), "Pitch-shift augmentation: vocoder keeps the duration, resample changes the speed too" + _RECIPE + ".")
 flags.DEFINE_enum("features_on", _DEFAULTS.features_on, list(FEATURES_ON), "Where features are computed; auto = model on a GPU.")
 flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute (for GPUs).")
 flags.DEFINE_integer("seed", None, "Seed for weights, shuffling, oversampling and augmentation.")
@@ -44,6 +45,16 @@ flags.DEFINE_string("model_options", "", 'Builder overrides as JSON, e.g. \'{"rn
 flags.DEFINE_boolean("overwrite", False, "Start again in a model_dir that holds another run.")
 
 FLAGS = flags.FLAGS
+
+
+def _augmentation() -> AugmentConfig | None:
+    """The recipe's augmentation unless a flag changes it."""
+    if FLAGS.pitch_method is None:
+        return None
+    from kser.models import recipe
+
+    base = RECIPES[FLAGS.recipe] if FLAGS.recipe else recipe(FLAGS.arch)
+    return dataclasses.replace(base.augmentation, pitch_method=FLAGS.pitch_method)
 
 
 def train_config() -> TrainConfig:
@@ -64,16 +75,13 @@ def train_config() -> TrainConfig:
         monitor=FLAGS.monitor,
         balance=FLAGS.balance,
         augment=FLAGS.augment,
+        augmentation=_augmentation(),
         features_on=FLAGS.features_on,
         mixed_precision=FLAGS.mixed_precision,
         seed=FLAGS.seed,
         deterministic=FLAGS.deterministic,
         profile_batches=FLAGS.profile_batches,
     )
-
-
-def augment_config() -> AugmentConfig:
-    return AugmentConfig(pitch_method=FLAGS.pitch_method)
 
 
 def model_options() -> dict:

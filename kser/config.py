@@ -216,7 +216,8 @@ class Recipe:
     weight_decay: float = 0.0  # > 0: AdamW with this decoupled weight decay; 0: Adam
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.0  # > 0: mixup of training batches with lambda ~ Beta(alpha, alpha)
-    augment: bool = False  # on-the-fly AugmentConfig augmentation of the training split
+    augment: bool = False  # on-the-fly augmentation of the training split, with `augmentation`
+    augmentation: AugmentConfig = AugmentConfig()  # what and how strong (the study's model 3 by default)
     epochs: int = 50
     patience: int = 15  # early stopping on `monitor`, best weights restored
     monitor: str = "val_loss"  # or "val_uar" (maximised)
@@ -284,6 +285,7 @@ class TrainConfig:
     monitor: str | None = None
     balance: str = "oversample"  # the study: oversample the training split only
     augment: bool | None = None
+    augmentation: AugmentConfig | None = None
     features_on: str = "auto"  # "pipeline" (tf.data), "model" (front layers, for GPUs), "auto"
     mixed_precision: bool = False
     seed: int | None = None
@@ -296,6 +298,14 @@ class TrainConfig:
         merged = {name: getattr(recipe, name) if value is None else value for name, value in values.items()}
         Recipe(**merged)  # validates the combination
         return dataclasses.replace(self, **merged)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """Inverse of ``to_dict`` (the nested augmentation included)."""
+        config = from_dict(cls, values)
+        if isinstance(config.augmentation, Mapping):
+            config = dataclasses.replace(config, augmentation=from_dict(AugmentConfig, config.augmentation))
+        return config
 
     @property
     def resolved(self) -> bool:

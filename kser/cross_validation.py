@@ -33,7 +33,7 @@ import numpy as np
 import kser
 from kser import model_dir as layout
 from kser.atomic import write_json
-from kser.config import AugmentConfig, CrossValidationConfig, FeatureConfig, TrainConfig, to_dict
+from kser.config import CrossValidationConfig, FeatureConfig, TrainConfig, to_dict
 from kser.data import Subset, read_manifest, speaker_class_counts, subset_to_json
 from kser.errors import KserError
 from kser.metrics import classification_metrics
@@ -104,7 +104,6 @@ def cross_validate(
     model_dir: str | Path,
     cv: CrossValidationConfig = CrossValidationConfig(),
     *,
-    augment: AugmentConfig = AugmentConfig(),
     features: FeatureConfig = FeatureConfig(),
     model_options: dict[str, Any] | None = None,
     command: str = "",
@@ -133,7 +132,6 @@ def cross_validate(
             {
                 "cross_validation": to_dict(cv),
                 "train": to_dict(config),
-                "augment": to_dict(augment),
                 "features": to_dict(features),
                 "model_options": model_options or {},
                 "records_dir": str(records_dir.resolve()),
@@ -160,7 +158,6 @@ def cross_validate(
                 dataclasses.replace(config, seed=seed),
                 records_dir,
                 directory,
-                augment=augment,
                 features=features,
                 model_options=model_options,
                 train_on=fold.subset("train"),

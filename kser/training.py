@@ -178,7 +178,6 @@ def train(
     model_dir: str | Path,
     *,
     overwrite: bool = False,
-    augment: AugmentConfig = AugmentConfig(),
     features: FeatureConfig = FeatureConfig(),
     model_options: dict[str, Any] | None = None,
     train_on: str | Subset = "train",
@@ -210,12 +209,11 @@ def train(
     if features.sample_rate != audio.sample_rate:
         raise KserError(f"features expect {features.sample_rate} Hz but the records hold {audio.sample_rate} Hz audio")
     features_on = resolve_features_on(config.features_on)
-    augment_config = augment if config.augment else None
+    augment_config = config.augmentation if config.augment else None
     run = json.loads(
         json.dumps(
             {
                 "train": to_dict(config),
-                "augment": to_dict(augment_config) if augment_config else None,
                 "features": to_dict(features),
                 "model_options": model_options or {},
                 "records_dir": str(records_dir.resolve()),
@@ -276,7 +274,7 @@ def train(
             features=features,
             records_manifest_sha256=manifest_sha,
             records_dir=str(records_dir.resolve()),
-            extra={"features_on": features_on, "train": run["train"], "augment": run["augment"]},
+            extra={"features_on": features_on, "train": run["train"]},
         ),
     )
     shutil.rmtree(model_dir / _BACKUP_DIR, ignore_errors=True)

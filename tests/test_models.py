@@ -15,7 +15,7 @@ import pytest
 
 from tests.cli_runner import run_under_jax
 from kser import models
-from kser.config import Recipe, TrainConfig
+from kser.config import AugmentConfig, Recipe, TrainConfig
 from kser.models import AttentionPooling
 
 # Keras' own weight saving under TF + NumPy 2 warns about __array__(copy=...); not ours to fix.
@@ -115,8 +115,18 @@ def test_train_config_fills_only_its_unset_fields_from_the_recipe():
     config = TrainConfig(arch="lstm_ft", learning_rate=1e-3, augment=False).with_recipe(models.recipe("lstm_ft"))
     assert config.resolved and config.learning_rate == 1e-3 and config.augment is False
     assert config.decay_rate == 0.9 and config.epochs == 50 and config.monitor == "val_loss"
+    assert config.augmentation == models.recipe("lstm_ft").augmentation == AugmentConfig()
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainConfig(arch="gru", label_smoothing=1.5).with_recipe(models.recipe("gru"))
+
+
+def test_a_resolved_train_config_round_trips_through_json():
+    import json
+
+    from kser.config import to_dict
+
+    config = TrainConfig(arch="small", augmentation=AugmentConfig(pitch_method="resample")).with_recipe(models.recipe("small"))
+    assert TrainConfig.from_dict(json.loads(json.dumps(to_dict(config)))) == config
 
 
 @pytest.mark.parametrize("arch", sorted(STUDY_COUNTS))
