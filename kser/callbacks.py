@@ -23,9 +23,9 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from kser.metrics import classification_metrics
+from kser.metrics import classification_metrics, metrics_from_confusion
 
-__all__ = ["ClassMetrics", "StopOnNonFinite"]
+__all__ = ["ClassMetrics", "StopOnNonFinite", "UnweightedAverageRecall"]
 
 
 def _is_tf_dataset(data: Any) -> bool:
@@ -51,12 +51,49 @@ def _class_indices(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+@keras.saving.register_keras_serializable(package="kser")
+class UnweightedAverageRecall(keras.metrics.Metric):
+    """UAR as a Keras metric, kept as the confusion matrix of the pass (``confusion``, rows true).
+
+    Why a metric: compiled into the model, it is accumulated during Keras's own validation pass,
+    so per-class recall, macro F1 and the confusion image need no second pass over the validation
+    data (:class:`ClassMetrics` reads ``confusion`` at epoch end, when it holds the validation
+    pass). Labels may be one-hot or soft (mixup): the true class is their argmax. Every sample
+    counts once (sample weights are ignored, as in the reports). The result is the mean recall
+    over all classes, a class with no samples counting 0, as :func:`kser.metrics.classification_metrics`.
+    """
+
+    def __init__(self, num_classes: int, name: str = "uar", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.num_classes = int(num_classes)
+        self.confusion = self.add_variable(
+            shape=(self.num_classes, self.num_classes), initializer="zeros", name="confusion", dtype="float32"
+        )
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        true = keras.ops.one_hot(keras.ops.argmax(y_true, axis=-1), self.num_classes, dtype="float32")
+        predicted = keras.ops.one_hot(keras.ops.argmax(y_pred, axis=-1), self.num_classes, dtype="float32")
+        self.confusion.assign_add(keras.ops.matmul(keras.ops.transpose(true), predicted))
+
+    def result(self) -> Any:
+        support = keras.ops.sum(self.confusion, axis=1)
+        return keras.ops.mean(keras.ops.divide_no_nan(keras.ops.diagonal(self.confusion), support))
+
+    def reset_state(self) -> None:
+        self.confusion.assign(keras.ops.zeros_like(self.confusion))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
 class ClassMetrics(keras.callbacks.Callback):
     """Per-class validation metrics every epoch: UAR, macro F1 and recall per emotion.
 
     Why: accuracy hides which emotions a model gets wrong (the study's fear and disgust), and UAR
     is the usual model-selection metric for imbalanced speech-emotion data. At each epoch end this
-    runs one ``model.predict`` pass over ``validation_data``, computes
+    reads the confusion matrix of Keras's validation pass from ``confusion_metric`` (an
+    :class:`UnweightedAverageRecall` compiled into the model: no second pass), or else runs one
+    ``model.predict`` pass over ``validation_data``, computes
     :func:`kser.metrics.classification_metrics` and adds ``val_uar``, ``val_macro_f1`` and
     ``val_recall_<LABEL>`` to ``logs`` so that CSVLogger, TensorBoard, EarlyStopping and History
     see them (list ClassMetrics before them; see the module docstring). The full metrics dict of
@@ -85,8 +122,12 @@ class ClassMetrics(keras.callbacks.Callback):
         batch_size: int = 64,
         write_scalars: bool = True,
         write_images: bool = True,
+        confusion_metric: UnweightedAverageRecall | None = None,
     ) -> None:
         super().__init__()
+        if validation_data is None and confusion_metric is None:
+            raise ValueError("ClassMetrics needs validation_data or a compiled confusion_metric")
+        self.confusion_metric = confusion_metric
         self.label_names = [str(name) for name in label_names]
         if not self.label_names:
             raise ValueError("label_names is empty")
@@ -126,7 +167,14 @@ class ClassMetrics(keras.callbacks.Callback):
         self._labels = _class_indices(labels, num_classes)
 
     def evaluate(self) -> dict[str, Any]:
-        """One prediction pass over the validation inputs; the full metrics dict."""
+        """The full metrics dict of the latest validation pass.
+
+        With ``confusion_metric`` (compiled into the model and so accumulated by Keras's own
+        validation pass) it is read from the metric's confusion matrix; otherwise one prediction
+        pass over ``validation_data``.
+        """
+        if self.confusion_metric is not None:
+            return metrics_from_confusion(keras.ops.convert_to_numpy(self.confusion_metric.confusion), self.label_names)
         self._prepare()
         if _is_tf_dataset(self._inputs):
             probabilities = self.model.predict(self._inputs, verbose=0)

@@ -36,7 +36,7 @@ from kser.atomic import write_json
 from kser.config import CrossValidationConfig, FeatureConfig, TrainConfig, to_dict
 from kser.data import Subset, read_manifest, speaker_class_counts, subset_to_json
 from kser.errors import KserError
-from kser.metrics import classification_metrics
+from kser.metrics import metrics_from_confusion
 from kser.records import MANIFEST_FILE, file_sha256
 from kser.splits import SPLITS, speaker_folds
 
@@ -220,10 +220,7 @@ def _clear_keras_state() -> None:
 
 def _report(results: list[dict[str, Any]], manifest: dict[str, Any], definition: dict[str, Any], command: str) -> dict[str, Any]:
     label_names = list(manifest["label_names"])
-    pooled_cm = np.sum([np.asarray(r["confusion_matrix"]) for r in results], axis=0)
-    y_true = np.repeat(np.repeat(np.arange(len(label_names)), len(label_names)), pooled_cm.ravel())
-    y_pred = np.repeat(np.tile(np.arange(len(label_names)), len(label_names)), pooled_cm.ravel())
-    pooled = classification_metrics(y_true, y_pred, label_names)
+    pooled = metrics_from_confusion(np.sum([np.asarray(r["confusion_matrix"]) for r in results], axis=0), label_names)
     return {
         "kser_version": kser.__version__,
         "command": command,

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "classification_metrics", "classification_report_text"]
+__all__ = ["confusion_matrix", "classification_metrics", "classification_report_text", "metrics_from_confusion"]
 
 
 def _as_label_vector(values: Any, name: str) -> np.ndarray:
@@ -91,12 +91,28 @@ def classification_metrics(y_true: Any, y_pred: Any, label_names: Sequence[str])
 
     ``per_class`` keeps the order of ``label_names``. See the module docstring for the 0/0 rule.
     """
+    names = _checked_names(label_names)
+    return metrics_from_confusion(confusion_matrix(y_true, y_pred, len(names)), names)
+
+
+def _checked_names(label_names: Sequence[str]) -> list[str]:
     names = [str(name) for name in label_names]
     if not names:
         raise ValueError("label_names is empty")
     if len(set(names)) != len(names):
         raise ValueError(f"label_names must be unique, got {names}")
-    cm = confusion_matrix(y_true, y_pred, len(names))
+    return names
+
+
+def metrics_from_confusion(confusion: Any, label_names: Sequence[str]) -> dict[str, Any]:
+    """:func:`classification_metrics` from a confusion matrix of counts (rows true, columns predicted).
+
+    For a matrix accumulated elsewhere (a Keras metric over a validation pass, or folds pooled).
+    """
+    names = _checked_names(label_names)
+    cm = np.rint(np.asarray(confusion, dtype=np.float64)).astype(np.int64)
+    if cm.shape != (len(names), len(names)):
+        raise ValueError(f"confusion matrix must be {len(names)} x {len(names)}, got shape {cm.shape}")
     total = int(cm.sum())
     if total == 0:
         raise ValueError("cannot compute classification metrics on zero samples")

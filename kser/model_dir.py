@@ -83,6 +83,7 @@ def load_model(model_dir: str | Path) -> Any:
     import keras
 
     import kser.augment  # noqa: F401  (registers kser layers for deserialisation)
+    import kser.callbacks  # noqa: F401  (the compiled UAR metric)
     import kser.features  # noqa: F401
     import kser.models  # noqa: F401
 

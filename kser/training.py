@@ -130,9 +130,15 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> Any:
     )
 
 
-def compile_for_training(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
-    """Optimizer (Adam, or AdamW when weight_decay > 0), loss and metrics of a resolved config."""
+def compile_for_training(model: Any, config: TrainConfig, steps_per_epoch: int) -> Any:
+    """Optimizer (Adam, or AdamW when weight_decay > 0), loss and metrics of a resolved config.
+
+    Returns the compiled :class:`kser.callbacks.UnweightedAverageRecall`, whose confusion matrix
+    holds the latest validation pass at each epoch end (for ClassMetrics).
+    """
     import keras
+
+    from kser.callbacks import UnweightedAverageRecall
 
     schedule = learning_rate_schedule(config, steps_per_epoch)
     optimizer = (
@@ -141,10 +147,12 @@ def compile_for_training(model: Any, config: TrainConfig, steps_per_epoch: int) 
         else keras.optimizers.Adam(schedule)
     )
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    uar = UnweightedAverageRecall(model.output_shape[-1])
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy", uar])
+    return uar
 
 
-def _callbacks(model_dir: Path, validation: Any, label_names: list[str], config: TrainConfig) -> tuple[list[Any], Any]:
+def _callbacks(model_dir: Path, uar: Any, label_names: list[str], config: TrainConfig) -> tuple[list[Any], Any]:
     import keras
 
     from kser.callbacks import ClassMetrics, StopOnNonFinite
@@ -153,7 +161,8 @@ def _callbacks(model_dir: Path, validation: Any, label_names: list[str], config:
     (model_dir / layout.CHECKPOINTS_DIR).mkdir(exist_ok=True)
     profile = tuple(int(step) for step in config.profile_batches.split(",")) if config.profile_batches else 0
     callbacks = [
-        ClassMetrics(validation, label_names, log_dir=model_dir / layout.LOGS_DIR),  # first: adds val_uar etc. to logs
+        # First, so that CSVLogger, TensorBoard and EarlyStopping see val_recall_* and val_macro_f1.
+        ClassMetrics(None, label_names, log_dir=model_dir / layout.LOGS_DIR, confusion_metric=uar),
         stop_on_non_finite,
         keras.callbacks.BackupAndRestore(str(model_dir / _BACKUP_DIR)),
         keras.callbacks.EarlyStopping(
@@ -240,7 +249,7 @@ def train(
             else core
         )
         steps = math.ceil(split_size(manifest, train_on, config.balance) / config.batch_size)
-        compile_for_training(model, config, steps)
+        uar = compile_for_training(model, config, steps)
 
         common = dict(batch_size=config.batch_size, features=features, output=output, seed=config.seed)
         train_data = make_dataset(
@@ -253,7 +262,7 @@ def train(
             **common,
         ).repeat()
         validation = make_dataset(records_dir, validate_on, training=False, **common)
-        callbacks, stop_on_non_finite = _callbacks(model_dir, validation, label_names, config)
+        callbacks, stop_on_non_finite = _callbacks(model_dir, uar, label_names, config)
         history = model.fit(
             train_data, validation_data=validation, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
             shuffle=False, verbose=verbose

@@ -188,3 +188,42 @@ def test_stop_on_non_finite_catches_inf_and_validation() -> None:
     assert stopper.model.stop_training
     stopper.on_train_begin()  # a new fit starts clean
     assert not stopper.stopped
+
+
+def test_the_compiled_uar_metric_gives_class_metrics_without_a_second_validation_pass() -> None:
+    """ClassMetrics reading the compiled UnweightedAverageRecall equals ClassMetrics predicting."""
+    from kser.callbacks import UnweightedAverageRecall
+
+    x_train, y_train = _data(48, seed=1)
+    x_val, y_val = _data(30, seed=2)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(3, activation="softmax")])
+    uar = UnweightedAverageRecall(3)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="categorical_crossentropy", metrics=[uar])
+    one_pass = ClassMetrics(None, NAMES, confusion_metric=uar)
+    predicted = ClassMetrics((x_val, y_val), NAMES)
+    seen: list[tuple[float, float]] = []
+
+    class Compare(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            assert one_pass.latest == predicted.latest
+            seen.append((logs["val_uar"], one_pass.latest["uar"]))
+
+    history = model.fit(
+        x_train, keras.utils.to_categorical(y_train, 3), validation_data=(x_val, keras.utils.to_categorical(y_val, 3)),
+        epochs=3, batch_size=8, verbose=0, callbacks=[one_pass, predicted, Compare()],
+    )
+    assert len(seen) == 3 and all(a == pytest.approx(b) for a, b in seen)
+    assert np.asarray(one_pass.latest["confusion_matrix"]).sum() == 30  # the validation pass, not training
+    assert "uar" in history.history  # the training batches' UAR comes with it
+
+
+def test_uar_metric_counts_argmax_of_soft_labels_and_round_trips() -> None:
+    from kser.callbacks import UnweightedAverageRecall
+
+    metric = UnweightedAverageRecall(3)
+    metric.update_state(np.array([[0.7, 0.3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.2, 0.8]]), np.array([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.1, 0.1, 0.8]]))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(metric.confusion), [[1, 0, 0], [1, 0, 0], [0, 0, 1]])
+    assert float(metric.result()) == pytest.approx(2 / 3)
+    clone = UnweightedAverageRecall.from_config(metric.get_config())
+    assert clone.num_classes == 3 and clone.name == "uar"
