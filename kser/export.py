@@ -4,6 +4,8 @@ The exported graph holds the whole inference path, so a server (TF Serving, or a
 only TensorFlow installed) needs neither kser nor Keras custom objects::
 
     waveform [batch, samples] float32 at 16 kHz, any length
+      -> per row: leading and trailing silence trimmed when the training records were
+         (AudioConfig.trim_db > 0; the same rule as kser.waveform.trim_silence)
       -> per-row normalisation (zero mean, unit variance; silent rows become zeros),
          exactly as kser.waveform.normalize prepared the training clips
       -> rows shorter than one clip: zero-padded to one clip (as training padded them);
@@ -15,10 +17,12 @@ Signatures:
 
 * ``serving_default(waveform)`` -> ``probabilities`` [batch, classes], ``label`` [batch] (string)
 * ``windows(waveform)`` -> ``probabilities`` [batch, windows, classes], ``label`` [batch, windows],
-  ``start_seconds`` [windows]
+  ``start_seconds`` [batch, windows] (in the row as sent, trimming included) and ``num_windows``
+  [batch]: rows can have different window counts once trimmed, so row r's windows are the first
+  ``num_windows[r]``; the rest is padding (probabilities 0, label "").
 
 All rows of one call share a length (a tensor is rectangular), and each row is normalised over
-its whole length, padding included: send clips of different lengths in separate calls.
+its whole (trimmed) length, padding included: send clips of different lengths in separate calls.
 
 Why window averaging rather than trimming to the first 3 s as training did: training clips are
 CREMA-D sentences of 1-5 s, so trimming lost little there, but a deployed model gets recordings
@@ -43,7 +47,7 @@ from kser.errors import KserError
 from kser.model_dir import INFO_FILE, MODEL_FILE, ModelInfo, load_info, load_model
 
 EXPORT_INFO_FILE = "kser_export.json"
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2  # 2: per-row window starts and counts (trimming makes them differ per row)
 SERVING_SIGNATURE = "serving_default"
 WINDOWS_SIGNATURE = "windows"
 DEFAULT_WINDOW_HOP_SECONDS = 1.0
@@ -111,6 +115,74 @@ def graph_window_starts(num_samples: Any, plan: WindowPlan) -> Any:
     length = tf.maximum(num_samples, clip)
     count = (length - clip + hop - 1) // hop + 1
     return tf.minimum(tf.range(count) * hop, length - clip)
+
+
+def speech_bounds(rows: Any, sample_rate: int, top_db: float) -> tuple[Any, Any]:
+    """Per-row ``[start, end)`` of what :func:`kser.waveform.trim_silence` keeps, in TF ops (int32 [batch] each).
+
+    The same frames (25 ms, 10 ms hop), threshold (``top_db`` below the loudest frame's RMS) and
+    100 ms margins, computed in float64 as numpy does; rows too short for a frame, or silent, are kept whole.
+    """
+    from kser.waveform import TRIM_FRAME_SECONDS, TRIM_HOP_SECONDS, TRIM_MARGIN_SECONDS
+
+    tf = _tf()
+    x = tf.cast(rows, tf.float64)
+    batch, length = tf.shape(x)[0], tf.shape(x)[1]
+    whole = (tf.zeros([batch], tf.int32), tf.fill([batch], length))
+    if top_db <= 0:
+        return whole
+    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    hop = max(1, int(round(TRIM_HOP_SECONDS * sample_rate)))
+    margin = int(round(TRIM_MARGIN_SECONDS * sample_rate))
+    padded = tf.pad(x, [[0, 0], [0, tf.maximum(frame - length, 0)]])  # at least one frame, for the shapes
+    frames = tf.signal.frame(padded, frame, hop, axis=-1)  # [batch, count, frame]
+    centred = frames - tf.reduce_mean(frames, axis=-1, keepdims=True)
+    rms = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=-1))
+    peak = tf.reduce_max(rms, axis=-1, keepdims=True)
+    loud = rms >= peak * 10.0 ** (-top_db / 20.0)
+    count = tf.shape(rms)[1]
+    index = tf.range(count)[None, :]
+    first = tf.reduce_min(tf.where(loud, index, count), axis=-1)
+    last = tf.reduce_max(tf.where(loud, index, -1), axis=-1)
+    start = tf.maximum(first * hop - margin, 0)
+    end = tf.minimum(last * hop + frame + margin, length)
+    keep_whole = (length <= frame) | (peak[:, 0] <= 0)
+    return tf.where(keep_whole, whole[0], start), tf.where(keep_whole, whole[1], end)
+
+
+def score_rows(
+    waveform: Any,
+    classify: Any,
+    plan: WindowPlan,
+    num_classes: int,
+    silence_std: float | None,
+    sample_rate: int,
+    trim_db: float,
+    max_windows_per_step: int = DEFAULT_MAX_WINDOWS_PER_STEP,
+) -> tuple[Any, Any]:
+    """Each row trimmed (when ``trim_db > 0``) and scored on its own: ragged window probabilities
+    [batch, (windows), classes] and window starts [batch, (windows)] in samples of the row as sent."""
+    tf = _tf()
+    rows = tf.convert_to_tensor(waveform, tf.float32)
+    starts, ends = speech_bounds(rows, sample_rate, trim_db)
+
+    def one_row(args: tuple[Any, Any, Any]) -> tuple[Any, Any]:
+        row, start, end = args
+        probabilities, window_starts = score_windows(
+            row[None, start:end], classify, plan, num_classes, silence_std, max_windows_per_step
+        )
+        return probabilities[0], window_starts + start
+
+    probabilities, window_starts = tf.map_fn(
+        one_row,
+        (rows, starts, ends),
+        fn_output_signature=(
+            tf.RaggedTensorSpec(shape=[None, num_classes], dtype=tf.float32, ragged_rank=0),
+            tf.RaggedTensorSpec(shape=[None], dtype=tf.int32, ragged_rank=0),
+        ),
+        parallel_iterations=1,
+    )
+    return probabilities, window_starts
 
 
 def pad_to_clip(rows: Any, clip_samples: int) -> Any:
@@ -209,6 +281,7 @@ def export_metadata(info: ModelInfo, plan: WindowPlan, window_hop_seconds: float
         "window_hop_samples": plan.hop_samples,
         "normalize": info.audio.normalize,
         "silence_std": info.audio.silence_std,
+        "trim_db": info.audio.trim_db,
         "features": to_dict(info.features),
         "signatures": {
             SERVING_SIGNATURE: {
@@ -218,9 +291,10 @@ def export_metadata(info: ModelInfo, plan: WindowPlan, window_hop_seconds: float
             WINDOWS_SIGNATURE: {
                 "inputs": {"waveform": "float32 [batch, samples]"},
                 "outputs": {
-                    "probabilities": "float32 [batch, windows, classes]",
-                    "label": "string [batch, windows]",
-                    "start_seconds": "float32 [windows]",
+                    "probabilities": "float32 [batch, windows, classes] (0 beyond num_windows)",
+                    "label": "string [batch, windows] (empty beyond num_windows)",
+                    "start_seconds": "float32 [batch, windows] (in the row as sent)",
+                    "num_windows": "int32 [batch]",
                 },
             },
         },
@@ -251,21 +325,25 @@ def _write_saved_model(
     def classify(clips: Any) -> Any:
         return model(features(clips), training=False)
 
-    def windows_fn(waveform: Any) -> dict[str, Any]:
-        probabilities, starts = score_windows(
-            waveform, classify, plan, num_classes, silence_std, max_windows_per_step
+    def score(waveform: Any) -> tuple[Any, Any]:
+        return score_rows(
+            waveform, classify, plan, num_classes, silence_std, info.audio.sample_rate, info.audio.trim_db, max_windows_per_step
         )
+
+    def windows_fn(waveform: Any) -> dict[str, Any]:
+        probabilities, starts = score(waveform)
+        valid = tf.sequence_mask(probabilities.row_lengths(), dtype=tf.bool)
+        window_labels = tf.ragged.map_flat_values(lambda p: tf.gather(labels, tf.argmax(p, axis=-1)), probabilities)
         return {
-            "probabilities": probabilities,
-            "label": tf.gather(labels, tf.argmax(probabilities, axis=-1)),
+            "probabilities": probabilities.to_tensor(0.0),
+            "label": tf.where(valid, window_labels.to_tensor(""), ""),
             # float64 division: 48000 / 16000 must be exactly 3.0, not 3.0000002
-            "start_seconds": tf.cast(tf.cast(starts, tf.float64) / rate, tf.float32),
+            "start_seconds": tf.cast(tf.cast(starts, tf.float64) / rate, tf.float32).to_tensor(0.0),
+            "num_windows": tf.cast(probabilities.row_lengths(), tf.int32),
         }
 
     def serving_fn(waveform: Any) -> dict[str, Any]:
-        window_probabilities, _ = score_windows(
-            waveform, classify, plan, num_classes, silence_std, max_windows_per_step
-        )
+        window_probabilities, _ = score(waveform)
         probabilities = tf.reduce_mean(window_probabilities, axis=1)
         return {"probabilities": probabilities, "label": tf.gather(labels, tf.argmax(probabilities, axis=-1))}
 

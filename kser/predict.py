@@ -126,9 +126,10 @@ def run_waveform(exported: ExportedModel, samples: np.ndarray, windows: bool = F
     tf = tensorflow()
     signature = exported.windows if windows else exported.serving
     outputs = signature(waveform=tf.constant(np.asarray(samples, dtype=np.float32)[None, :]))
-    result = {name: value.numpy() for name, value in outputs.items()}
-    for name in ("probabilities", "label"):
-        result[name] = result[name][0]
+    result = {name: value.numpy()[0] for name, value in outputs.items()}  # the one row
+    if windows:
+        count = int(result.pop("num_windows"))
+        result = {name: value[:count] for name, value in result.items()}
     return result
 
 

@@ -26,12 +26,13 @@ from kser.export import (
     export_model,
     export_saved_model,
     score_windows,
+    speech_bounds,
     window_starts,
 )
 from kser.features import log_mel_deltas
 from kser.model_dir import MODEL_FILE, ModelInfo, save_info
 from kser.predict import load_exported, overall_rtf, predict_files
-from kser.waveform import normalize, pad_or_trim
+from kser.waveform import normalize, pad_or_trim, trim_silence
 from tests.cli_runner import assert_one_line_error, run_kser
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -81,6 +82,7 @@ def _reference(model, info: ModelInfo, rows: np.ndarray, hop_seconds: float = 1.
     plan = WindowPlan(clip_samples=CLIP, hop_samples=int(hop_seconds * RATE))
     result = []
     for row in rows:
+        row = trim_silence(row, RATE, info.audio.trim_db)
         normalised, _ = normalize(row, info.audio.silence_std)
         if normalised.shape[0] < CLIP:
             normalised = pad_or_trim(normalised, CLIP)
@@ -158,7 +160,8 @@ def test_served_probabilities_match_kser_preprocessing_and_keras(name, served, t
 def test_windows_signature_starts_and_per_window_probabilities(served, trained):
     _, model, info = trained
     starts = served["windows.start_seconds"]
-    np.testing.assert_array_equal(starts, np.float32([0, 1, 2, 3, 4, 4.3]))  # last window ends at 7.3 s
+    np.testing.assert_array_equal(starts, np.float32([[0, 1, 2, 3, 4, 4.3]] * 2))  # last window ends at 7.3 s
+    assert list(served["windows.num_windows"]) == [6, 6]
     per_window = served["windows.probabilities"]
     assert per_window.shape == (2, 6, len(LABELS))
     np.testing.assert_allclose(per_window.mean(axis=1), served["long.probabilities"], atol=1e-6)
@@ -311,3 +314,43 @@ def test_cli_errors_are_one_line(tmp_path):
     assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}", "x.wav"), EXPORT_INFO_FILE)
     assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}"), "no audio files")
     assert not (tmp_path / "out").exists()
+
+
+def _in_silence(lead: float, speech: float, total: float, seed: int) -> np.ndarray:
+    """``speech`` seconds of signal ``lead`` seconds into a quiet row of ``total`` seconds."""
+    row = (1e-4 * np.random.default_rng(seed).standard_normal(int(total * RATE))).astype(np.float32)
+    start = int(lead * RATE)
+    row[start : start + int(speech * RATE)] += _signal(speech, seed=seed, scale=0.5)
+    return row
+
+
+@pytest.mark.parametrize("top_db", [20.0, 40.0, 60.0])
+def test_graph_speech_bounds_equal_trim_silence(top_db):
+    rows = np.stack([_in_silence(1.0, 1.5, 4.0, 1), _in_silence(0.0, 4.0, 4.0, 2), _in_silence(2.9, 1.0, 4.0, 3), np.zeros(64_000, np.float32)])
+    starts, ends = (t.numpy() for t in speech_bounds(rows, RATE, top_db))
+    for row, start, end in zip(rows, starts, ends):
+        kept = trim_silence(row, RATE, top_db)
+        offset = (kept.__array_interface__["data"][0] - row.__array_interface__["data"][0]) // row.itemsize
+        assert (start, end) == (offset, offset + kept.size)
+    short = np.stack([_signal(0.02, seed=4)])  # shorter than one 25 ms frame: kept whole
+    assert [int(t.numpy()[0]) for t in speech_bounds(short, RATE, top_db)] == [0, short.shape[1]]
+
+
+def test_a_model_trained_on_trimmed_clips_is_served_trimmed_row_by_row(trained, tmp_path):
+    """Rows of one call with speech at different places: each is trimmed as build-records trimmed."""
+    import tensorflow as tf
+
+    _, model, info = trained
+    trimmed_info = ModelInfo(arch="small", label_names=LABELS, audio=AudioConfig(trim_db=40.0), features=FeatureConfig())
+    export_dir = export_model(model, trimmed_info, tmp_path / "trimmed")
+    assert json.loads((export_dir / EXPORT_INFO_FILE).read_text())["trim_db"] == 40.0
+    loaded = tf.saved_model.load(str(export_dir))
+    rows = np.stack([_in_silence(1.0, 1.8, 8.0, 5), _in_silence(0.2, 6.5, 8.0, 6), _in_silence(5.0, 2.0, 8.0, 7)])
+    served = loaded.signatures["serving_default"](waveform=tf.constant(rows))
+    np.testing.assert_allclose(served["probabilities"].numpy(), _reference(model, trimmed_info, rows), atol=1e-5)
+    windows = loaded.signatures["windows"](waveform=tf.constant(rows))
+    counts = list(windows["num_windows"].numpy())
+    assert counts == [1, 5, 1]  # 2.0 s and 2.2 s of kept audio fit one window; 6.7 s need five
+    starts = windows["start_seconds"].numpy()
+    assert starts[0, 0] == pytest.approx(0.9, abs=0.03) and starts[2, 0] == pytest.approx(4.9, abs=0.03)
+    assert (windows["label"].numpy()[0, 1:] == b"").all() and not windows["probabilities"].numpy()[0, 1:].any()
