@@ -15,8 +15,17 @@ from pathlib import Path
 
 
 def load(model_dir: str) -> dict:
-    report = json.loads((Path(model_dir) / "cv_report.json").read_text())
-    return {fold["fold"]: fold for fold in report["per_fold"]}
+    """Finished folds by index, from each fold's ``cv_fold.json`` (so a run still going can be compared)."""
+    folds = [json.loads(path.read_text()) for path in sorted(Path(model_dir).glob("fold-*/cv_fold.json"))]
+    if not folds:
+        raise SystemExit(f"{model_dir}: no finished fold (fold-*/cv_fold.json)")
+    return {fold["fold"]: fold for fold in folds}
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return mean, sd
 
 
 def main() -> None:
@@ -36,11 +45,15 @@ def main() -> None:
         a, b = 100 * base[index][args.metric], 100 * candidate[index][args.metric]
         diffs.append(b - a)
         print(f"{index:>4} {' '.join(base[index]['speakers']['test']):<12}{a:>8.1f}{b:>11.1f}{b - a:>+8.1f}")
-    mean = sum(diffs) / len(diffs)
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) if len(diffs) > 1 else 0.0
-    se = sd / math.sqrt(len(diffs)) if diffs else 0.0
-    means = [sum(100 * run[i][args.metric] for i in shared) / len(shared) for run in (base, candidate)]
-    print(f"{args.metric}: base {means[0]:.1f}, candidate {means[1]:.1f}; paired difference {mean:+.1f} ± {se:.1f} (se, {len(diffs)} folds)")
+    if not diffs:
+        raise SystemExit("the two runs share no finished fold")
+    mean, sd = mean_sd(diffs)
+    se = sd / math.sqrt(len(diffs))
+    summaries = ["{:.1f} ± {:.1f}".format(*mean_sd([100 * run[i][args.metric] for i in shared])) for run in (base, candidate)]
+    print(
+        f"{args.metric} over {len(diffs)} shared folds (mean ± sd): base {summaries[0]}, candidate {summaries[1]}; "
+        f"paired difference {mean:+.1f} ± {se:.1f} (se)"
+    )
 
 
 if __name__ == "__main__":

@@ -362,12 +362,28 @@ def _temp_dir_for(export_dir: Path, kind: str) -> Path:
     return export_dir.with_name(f".{export_dir.name}.{os.getpid()}.{kind}{atomic.TEMP_SUFFIX}")
 
 
+# What a kser export directory holds: the SavedModel's own entries and kser's metadata file.
+_EXPORT_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets", EXPORT_INFO_FILE})
+
+
 def _check_destination(export_dir: Path, overwrite: bool) -> None:
+    """Refuse a non-empty target, and with ``overwrite`` anything but an earlier kser export.
+
+    Why: replacing the directory deletes everything in it, so --overwrite may only replace what
+    kser wrote (recognised by its metadata file and the SavedModel's own entries).
+    """
     if export_dir.exists() or export_dir.is_symlink():
         if not export_dir.is_dir():
             raise KserError(f"{export_dir} exists and is not a directory")
-        if any(export_dir.iterdir()) and not overwrite:
+        entries = sorted(path.name for path in export_dir.iterdir())
+        if not entries:
+            return
+        if not overwrite:
             raise KserError(f"{export_dir} is not empty; choose another export_dir or pass --overwrite to replace it")
+        foreign = [name for name in entries if name not in _EXPORT_ENTRIES]
+        if foreign or EXPORT_INFO_FILE not in entries:
+            named = f"it holds {foreign[0]!r}, which kser did not write" if foreign else f"it has no {EXPORT_INFO_FILE}"
+            raise KserError(f"--overwrite replaces only a kser export, and {export_dir} is not one: {named}")
 
 
 def export_model(

@@ -84,6 +84,18 @@ def _prepare_model_dir(model_dir: Path, run: dict[str, Any], overwrite: bool) ->
     write_json(config_file, run)
 
 
+def _build_core(arch: str, num_classes: int, input_shape: tuple[int, int, int], options: dict[str, Any]) -> Any:
+    """The architecture's model; a --model_options value of the wrong type is a one-line error."""
+    from kser.models import build
+
+    try:
+        return build(arch, num_classes=num_classes, input_shape=input_shape, **options)
+    except TypeError as error:
+        if not options:
+            raise  # no user options involved: a genuine bug keeps its traceback
+        raise KserError(f"--model_options {json.dumps(options)} do not suit {arch!r}: {error}") from None
+
+
 def _save_model_atomically(model: Any, path: Path) -> None:
     temp = path.with_name(f".{path.stem}-{os.getpid()}.keras")
     try:
@@ -200,11 +212,13 @@ def train(
     """
     import keras
 
-    from kser.models import build
     from kser.features import output_frames
 
     tf = tensorflow()
     config = resolve_config(config)
+    for name in ("batch_size", "decay_steps"):
+        if getattr(config, name) < 1:
+            raise KserError(f"{name} must be at least 1, got {getattr(config, name)}")
     if config.balance not in BALANCE_MODES:
         raise KserError(f"unknown balance mode {config.balance!r}; choose one of {', '.join(BALANCE_MODES)}")
     records_dir, model_dir = Path(records_dir), Path(model_dir)
@@ -232,8 +246,6 @@ def train(
             }
         )
     )
-    _prepare_model_dir(model_dir, run, overwrite)
-
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -241,7 +253,10 @@ def train(
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     try:
         input_shape = (output_frames(audio.clip_samples, features), features.n_mels, 3)
-        core = build(config.arch, num_classes=len(label_names), input_shape=input_shape, **(model_options or {}))
+        core = _build_core(config.arch, len(label_names), input_shape, model_options or {})
+        # Only now, with every setting checked and the model built, is anything written: a failed
+        # command never leaves a train_config.json that would refuse its corrected retry.
+        _prepare_model_dir(model_dir, run, overwrite)
         output = "waveforms" if features_on == "model" else "features"
         model = (
             build_training_model(core, audio.clip_samples, features, augment_config, config.seed)

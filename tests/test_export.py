@@ -218,6 +218,16 @@ def test_export_refuses_non_empty_dir_and_is_atomic(trained, tmp_path, monkeypat
         export_saved_model(model_dir, target)
     with pytest.raises(KserError, match="would replace the model directory"):
         export_saved_model(model_dir, model_dir, overwrite=True)
+    with pytest.raises(KserError, match="only a kser export.*'keep.txt', which kser did not write"):
+        export_saved_model(model_dir, target, overwrite=True)  # a user's file is never deleted
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    (target / "keep.txt").unlink()
+    (target / "saved_model.pb").write_text("not an export of kser's")
+    with pytest.raises(KserError, match=f"no {EXPORT_INFO_FILE}"):
+        export_model(model, info, target, overwrite=True)
+    (target / "saved_model.pb").unlink()
+
+    export_model(model, info, target)  # empty: no --overwrite needed
 
     # A failure after the SavedModel is written leaves the old directory exactly as it was.
     import kser.export
@@ -226,14 +236,15 @@ def test_export_refuses_non_empty_dir_and_is_atomic(trained, tmp_path, monkeypat
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(kser.export, "export_metadata", broken)
+    before = sorted(p.name for p in target.iterdir())
     with pytest.raises(RuntimeError, match="disk full"):
         export_model(model, info, target, overwrite=True)
-    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in target.iterdir()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temporary directory left
     monkeypatch.undo()
 
-    export_model(model, info, target, overwrite=True)
-    assert not (target / "keep.txt").exists() and (target / EXPORT_INFO_FILE).is_file()
+    export_model(model, info, target, overwrite=True)  # an earlier kser export is replaced
+    assert (target / EXPORT_INFO_FILE).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 

@@ -94,6 +94,20 @@ def test_non_finite_loss_stops_with_a_message(records, tmp_path, monkeypatch):
     assert not (tmp_path / layout.MODEL_FILE).exists()
 
 
+def test_bad_settings_are_refused_before_anything_is_written(records, tmp_path):
+    model_dir = tmp_path / "model"
+    for config, options, message in (
+        (tiny_config(batch_size=0), TINY, "batch_size must be at least 1, got 0"),
+        (tiny_config(), {**TINY, "bogus_key": 3}, "unknown option.s. bogus_key"),
+        (tiny_config(), {**TINY, "rnn_units": "many"}, "model_options .* do not suit 'small'"),
+    ):
+        with pytest.raises((KserError, ValueError), match=message):
+            train(config, records, model_dir, model_options=options, verbose=0)
+        assert not model_dir.exists() or not any(model_dir.iterdir())  # the corrected retry is not blocked
+    with pytest.raises(KserError, match="epochs and patience must be >= 1"):
+        train(tiny_config(epochs=0), records, model_dir, model_options=TINY, verbose=0)
+
+
 def test_evaluate_writes_the_report_files(trained, records):
     report = evaluate(trained.model_dir, records, "test")
     out = trained.model_dir / "eval"
