@@ -6,6 +6,7 @@ Full-size models are only built (fast), never run; everything that runs uses tin
 from __future__ import annotations
 
 import importlib.util
+import json
 import textwrap
 from pathlib import Path
 
@@ -212,18 +213,24 @@ def test_small_options_stem_and_utterance_norm_change_only_what_they_say():
 
 @pytest.mark.parametrize(
     "arch, extra",
-    [("small", {}), ("attn_pool", {}), ("small", {"stem_filters": 4, "pool_sizes": ((1, 2), (1, 2), (1, 1)), "utterance_norm": "mean"})],
+    [(arch, {}) for arch in models.available_architectures()]
+    + [("small", {"stem_filters": 4, "pool_sizes": ((1, 2), (1, 2), (1, 1)), "utterance_norm": "mean"})],
 )
 def test_save_load_round_trip(arch, extra, tmp_path):
+    """Every architecture (MultiHeadAttention and kser's own layers included) survives ``.keras``:
+    same outputs, and a JSON-serialisable configuration that reloads unchanged."""
     model = _tiny(arch, **extra)
     x = _batch(2)
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     path = tmp_path / f"{arch}.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
-    assert isinstance(loaded.get_layer("attention_pooling"), AttentionPooling)
     actual = keras.ops.convert_to_numpy(loaded(x, training=False))
     np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-7)
+    config = json.dumps(model.get_config(), sort_keys=True)
+    assert json.dumps(loaded.get_config(), sort_keys=True) == config
+    if arch in ("small", "attn_pool"):
+        assert isinstance(loaded.get_layer("attention_pooling"), AttentionPooling)
 
 
 def test_small_fit_lowers_the_loss():

@@ -58,9 +58,26 @@ def test_training_writes_a_loadable_model_history_and_tensorboard_logs(trained):
     assert not (model_dir / "backup").exists()
 
 
-def test_features_in_the_model_train_the_same_classifier_shape(records, tmp_path):
+def test_features_in_the_model_train_the_same_classifier_shape(records, tmp_path, monkeypatch):
+    import kser.training
+    from kser.augment import SpecAugment, WaveformAugment
+    from kser.features import LogMelDeltas
+
+    fitted = []
+    original = kser.training.build_training_model
+
+    def spy(*args, **kwargs):  # keeps the model that model.fit actually trains
+        fitted.append(original(*args, **kwargs))
+        return fitted[-1]
+
+    monkeypatch.setattr(kser.training, "build_training_model", spy)
     result = train(tiny_config(epochs=1, features_on="model", augment=True), records, tmp_path, model_options=TINY, verbose=0)
     assert result.features_on == "model"
+    (model,) = fitted
+    assert model.input_shape == (None, 8000)  # 0.5 s waveforms go in ...
+    kinds = [type(layer) for layer in model.layers]
+    assert kinds.index(WaveformAugment) < kinds.index(LogMelDeltas) < kinds.index(SpecAugment)  # ... features in the graph
+    assert model.optimizer.iterations.numpy() > 0  # and this is the model that was trained
     assert layout.load_model(tmp_path).input_shape == (None, 51, 64, 3)  # the saved classifier takes features
 
 
