@@ -5,6 +5,8 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# Import name -> folder, for the top-level folders whose names are too generic to install as such.
+FOLDER_PACKAGES = {"kser_cli": "cli", "kser_tfrecords_builder": "tfrecords_builder"}
 VERSION = re.search(r'__version__ = "([^"]+)"', Path("kser/__init__.py").read_text()).group(1)
 
 setup(
@@ -14,7 +16,10 @@ setup(
     long_description=Path("README.md").read_text(encoding="utf-8") if Path("README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["kser", "kser.*", "tfrecords_builder", "tfrecords_builder.*", "cli", "cli.*"]),
+    # The folders cli/ and tfrecords_builder/ install under kser's own import names, so that
+    # installing kser adds no generic top-level name (such as `cli`) to site-packages.
+    packages=find_packages(include=["kser", "kser.*"]) + list(FOLDER_PACKAGES),
+    package_dir=FOLDER_PACKAGES,
     install_requires=[
         # tensorflow-cpu satisfies TensorFlow too; `make` installs the pinned set in requirements/.
         "tensorflow>=2.16",
@@ -29,5 +34,5 @@ setup(
         "tfio": ["tensorflow-io>=0.37"],
         "test": ["pytest>=8", "librosa>=0.10", "scikit-learn>=1.3"],
     },
-    entry_points={"console_scripts": ["kser=cli.main:run"]},
+    entry_points={"console_scripts": ["kser=kser_cli.main:run"]},
 )

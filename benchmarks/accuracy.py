@@ -54,7 +54,7 @@ RUNS: dict[str, Run] = {
 
 
 def kser(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cli.main", *args]
+    return [sys.executable, "-m", "kser_cli.main", *args]
 
 
 def run_logged(command: list[str], log: Path) -> None:

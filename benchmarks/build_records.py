@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import table, write_results  # noqa: E402
 from kser.config import BuildConfig  # noqa: E402
 from kser.demo_data import generate_demo_dataset  # noqa: E402
-from tfrecords_builder import build_records  # noqa: E402
+from kser_tfrecords_builder import build_records  # noqa: E402
 
 
 def time_build(data_dir: Path, workers: int, repeats: int) -> float:

@@ -22,7 +22,7 @@ from benchmarks.common import table, write_results  # noqa: E402
 from kser.config import BuildConfig, FeatureConfig, SplitConfig  # noqa: E402
 from kser.demo_data import generate_demo_dataset  # noqa: E402
 from kser.quiet import tensorflow  # noqa: E402
-from tfrecords_builder import build_records  # noqa: E402
+from kser_tfrecords_builder import build_records  # noqa: E402
 
 
 def best_rate(run, clips: int, repeats: int) -> float:

@@ -11,7 +11,7 @@ from kser.config import PREPROCESSING, BuildConfig, RecordsConfig, SplitConfig
 from kser.layouts import available_layouts, layout_example
 from kser.records import ENCODINGS
 from kser.splits import STRATEGIES
-from cli.common import reports_errors
+from kser_cli.common import reports_errors
 
 _SPLIT, _RECORDS = SplitConfig(), RecordsConfig()
 _PRESET = " (default: the --preprocessing preset's)"
@@ -94,7 +94,7 @@ def summary(result) -> str:
 
 @reports_errors
 def main(argv: list[str]) -> None:
-    from tfrecords_builder import build_records
+    from kser_tfrecords_builder import build_records
 
     result = build_records(config_from_flags())
     print(summary(result))

@@ -13,8 +13,8 @@ import sys
 
 from absl import flags
 
-from cli import training_flags
-from cli.common import reports_errors
+from kser_cli import training_flags
+from kser_cli.common import reports_errors
 from kser.config import CrossValidationConfig
 from kser.errors import KserError
 

@@ -11,7 +11,7 @@ import time
 
 from absl import flags
 
-from cli.common import reports_errors
+from kser_cli.common import reports_errors
 
 flags.DEFINE_string("out", None, "Folder to write the synthetic clips into.", required=True)
 flags.DEFINE_integer("actors", 12, "Number of synthetic actors (speakers).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from cli.common import reports_errors
+from kser_cli.common import reports_errors
 
 flags.DEFINE_string("model_dir", None, "A kser train output directory.", required=True)
 flags.DEFINE_string("records_dir", None, "Records to evaluate on (kser build-records output).", required=True)

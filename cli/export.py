@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from cli.common import reports_errors
+from kser_cli.common import reports_errors
 
 flags.DEFINE_string("model_dir", None, "Training run directory holding model.keras and kser_model.json.", required=True)
 flags.DEFINE_string("export_dir", None, "Where the SavedModel goes (must be new or empty unless --overwrite).", required=True)

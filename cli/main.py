@@ -11,13 +11,13 @@ import os
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo-data": ("cli.demo_data", "write the small synthetic demo data set (CREMA-D layout)"),
-    "build-records": ("cli.build_records", "audio folder -> sharded TFRecords of prepared waveforms"),
-    "train": ("cli.train", "train a model on records, metrics streamed to TensorBoard"),
-    "cross-validate": ("cli.cross_validate", "speaker k-fold cross-validation from one records build"),
-    "evaluate": ("cli.evaluate", "report, confusion matrix and curves for one split"),
-    "export": ("cli.export", "trained model dir -> TensorFlow SavedModel (waveform in, emotion out)"),
-    "predict": ("cli.predict", "emotion of audio files with an exported SavedModel"),
+    "demo-data": ("kser_cli.demo_data", "write the small synthetic demo data set (CREMA-D layout)"),
+    "build-records": ("kser_cli.build_records", "audio folder -> sharded TFRecords of prepared waveforms"),
+    "train": ("kser_cli.train", "train a model on records, metrics streamed to TensorBoard"),
+    "cross-validate": ("kser_cli.cross_validate", "speaker k-fold cross-validation from one records build"),
+    "evaluate": ("kser_cli.evaluate", "report, confusion matrix and curves for one split"),
+    "export": ("kser_cli.export", "trained model dir -> TensorFlow SavedModel (waveform in, emotion out)"),
+    "predict": ("kser_cli.predict", "emotion of audio files with an exported SavedModel"),
 }
 
 

@@ -12,7 +12,7 @@ import sys
 
 from absl import flags
 
-from cli.common import reports_errors
+from kser_cli.common import reports_errors
 from kser.errors import KserError
 
 flags.DEFINE_string("export_dir", None, "Directory written by kser export.", required=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import sys
 
-from cli import training_flags
-from cli.common import reports_errors
+from kser_cli import training_flags
+from kser_cli.common import reports_errors
 from kser.errors import KserError
 
 FLAG_MODULES = (training_flags,)

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def kser_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cli.main", *args]
+    return [sys.executable, "-m", "kser_cli.main", *args]
 
 
 def kser_env() -> dict[str, str]:

@@ -10,8 +10,8 @@ from kser.config import AudioConfig, BuildConfig, RecordsConfig
 from tests.cli_runner import start_kser
 from tests.records_reader import manifest_without_paths, shard_records
 from tests.synthetic import write_crema_d
-from tfrecords_builder import build_records
-from tfrecords_builder.state import load_receipt
+from kser_tfrecords_builder import build_records
+from kser_tfrecords_builder.state import load_receipt
 
 FLAGS = ["--clip_seconds=0.5", "--shard_size_mb=0.04", "--workers=1"]
 

@@ -14,7 +14,7 @@ from kser.errors import KserError
 from kser.splits import SPLITS
 from tests.records_reader import manifest_without_paths, read_split
 from tests.synthetic import tone, write_crema_d
-from tfrecords_builder import build_records
+from kser_tfrecords_builder import build_records
 
 SHORT = AudioConfig(clip_seconds=0.5)
 

@@ -50,7 +50,7 @@ def test_importing_kser_is_quiet_and_does_not_load_tensorflow_io():
 
     from tests.cli_runner import REPO, kser_env
 
-    code = "import sys, kser, kser.audio, kser.tfio_support, tfrecords_builder, cli.build_records; print('tensorflow_io' in sys.modules)"
+    code = "import sys, kser, kser.audio, kser.tfio_support, kser_tfrecords_builder, kser_cli.build_records; print('tensorflow_io' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=kser_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
@@ -69,3 +69,18 @@ def test_demo_data_then_build_records(tmp_path):
 def test_demo_data_bad_flags_are_one_line_errors(tmp_path):
     assert_one_line_error(run_kser("demo-data", f"--out={tmp_path}", "--sentences=40"), "sentences")
     assert "SYNTHETIC" in run_kser("demo-data", "--help").stdout
+
+
+def test_installed_top_level_import_names_are_all_kser_s_own(tmp_path):
+    """Installing kser adds no generic top-level module (such as `cli`) to site-packages."""
+    import subprocess
+    import sys
+    from importlib.metadata import distribution
+
+    names = distribution("kser").read_text("top_level.txt").split()
+    assert names and all(name == "kser" or name.startswith("kser_") for name in names), names
+    assert {"kser_cli", "kser_tfrecords_builder"} <= set(names)
+    # Importable by those names from outside the repository, where the folders are not on the path.
+    code = "import kser_cli.main, kser_tfrecords_builder; print(kser_cli.main.__name__)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "kser_cli.main", result.stderr

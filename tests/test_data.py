@@ -11,7 +11,7 @@ from kser.errors import KserError
 from kser.features import log_mel_deltas
 from tests.records_reader import read_split
 from tests.synthetic import write_crema_d
-from tfrecords_builder import build_records
+from kser_tfrecords_builder import build_records
 
 SENTENCES = ("DFA", "IEO", "IOM", "ITH", "ITS", "IWL", "IWW", "MTI")
 

@@ -74,7 +74,7 @@ def test_tfio_resampling_keeps_pitch_length_and_agrees_with_fft_resampling():
 
 @needs_tfio
 def test_build_with_the_tfio_decoder(tmp_path):
-    from tfrecords_builder import build_records
+    from kser_tfrecords_builder import build_records
 
     write_crema_d(tmp_path / "data", actors=3, sentences=("DFA",), sample_rate=22_050)
     config = BuildConfig(

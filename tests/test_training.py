@@ -13,7 +13,7 @@ from kser.evaluation import evaluate
 from kser.training import train
 from tests.cli_runner import run_kser
 from tests.synthetic import write_crema_d
-from tfrecords_builder import build_records
+from kser_tfrecords_builder import build_records
 
 TINY = {"conv_filters": [4, 8, 8], "proj_units": 16, "rnn_units": 8}
 

@@ -1,5 +1,5 @@
 """Audio folder -> sharded TFRecords of prepared (normalised, fixed-length, noise-injected) waveforms."""
 
-from tfrecords_builder.builder import BuildResult, build_records
+from kser_tfrecords_builder.builder import BuildResult, build_records
 
 __all__ = ["BuildResult", "build_records"]

@@ -26,10 +26,10 @@ from kser.progress import Progress
 from kser.quiet import tensorflow
 from kser.records import ENCODINGS, file_sha256, make_example
 from kser.splits import split_clips
-from tfrecords_builder import state
-from tfrecords_builder.manifest import make_manifest
-from tfrecords_builder.plan import ShardPlan, plan_shards
-from tfrecords_builder.worker import ClipResult, ClipTask, process_clip
+from kser_tfrecords_builder import state
+from kser_tfrecords_builder.manifest import make_manifest
+from kser_tfrecords_builder.plan import ShardPlan, plan_shards
+from kser_tfrecords_builder.worker import ClipResult, ClipTask, process_clip
 
 
 @dataclasses.dataclass(frozen=True)

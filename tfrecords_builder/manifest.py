@@ -10,8 +10,8 @@ import kser
 from kser.config import BuildConfig
 from kser.layouts import Scan
 from kser.splits import SPLITS
-from tfrecords_builder.plan import ShardPlan
-from tfrecords_builder.state import Receipt
+from kser_tfrecords_builder.plan import ShardPlan
+from kser_tfrecords_builder.state import Receipt
 
 WAVEFORM_ERROR = {
     "int16": "peak-scaled 16-bit PCM: |stored - prepared| <= scale/2 = peak/65534 per sample (about -96 dB re the clip's peak)",
