@@ -20,6 +20,7 @@ import numpy as np
 
 from kser.config import AugmentConfig, FeatureConfig
 from kser.errors import KserError
+from kser.frontend import MIXUP_SEED_OFFSET, SHUFFLE_SEED_OFFSET, derived_seed
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE as MANIFEST
 from kser.records import feature_spec, parse_example
@@ -262,7 +263,7 @@ def make_dataset(
     dataset = dataset.map(parse, num_parallel_calls=autotune, deterministic=deterministic or not training)
     if training and balance == "oversample":
         dataset = _oversample(dataset, oversampling_factors(manifest, subset), seed)
-        dataset = dataset.shuffle(shuffle_buffer, seed=None if seed is None else seed + 1, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(shuffle_buffer, seed=derived_seed(seed, SHUFFLE_SEED_OFFSET), reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
 
     if output == "features":
@@ -280,7 +281,7 @@ def make_dataset(
     if training and mixup_alpha > 0:
         if not one_hot:
             raise KserError("mixup needs one-hot labels")
-        dataset = _mixup(dataset, mixup_alpha, None if seed is None else seed + 3)
+        dataset = _mixup(dataset, mixup_alpha, derived_seed(seed, MIXUP_SEED_OFFSET))
     if not training:
         # Evaluation splits hold a known number of batches: tell Keras (progress bars, no
         # "ran out of data" warnings).
@@ -294,19 +295,14 @@ def make_dataset(
 def _add_features(
     dataset: Any, training: bool, augment: AugmentConfig | None, config: FeatureConfig, seed: int | None, deterministic: bool
 ) -> Any:
-    """Batched in-graph augmentation and features; the random layers are mapped sequentially
-    (parallel calls could repeat a draw, see kser.augment)."""
+    """Batched in-graph augmentation and features (kser.frontend); the random layers are mapped
+    sequentially (parallel calls could repeat a draw, see kser.augment)."""
     tf = tensorflow()
-    from kser.augment import SpecAugment, WaveformAugment
-    from kser.features import LogMelDeltas
+    from kser.frontend import training_front_end
 
-    augment = augment if training and augment is not None and augment.active else None
-    if augment is not None and augment.waveform_active:
-        waveform_augment = WaveformAugment(augment, seed=seed)
-        dataset = dataset.map(lambda w, y: (waveform_augment(w, training=True), y))
-    extractor = LogMelDeltas(config)
-    dataset = dataset.map(lambda w, y: (extractor(w), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if augment is not None and augment.specaugment_active:
-        spec_augment = SpecAugment(augment, seed=None if seed is None else seed + 2)
-        dataset = dataset.map(lambda f, y: (spec_augment(f, training=True), y))
+    for layer, random in training_front_end(config, augment if training else None, seed).stages():
+        if random:
+            dataset = dataset.map(lambda x, y, layer=layer: (layer(x, training=True), y))
+        else:
+            dataset = dataset.map(lambda x, y, layer=layer: (layer(x), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset

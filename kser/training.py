@@ -48,19 +48,15 @@ def resolve_features_on(value: str) -> str:
 
 
 def build_training_model(core: Any, clip_samples: int, features: FeatureConfig, augment: AugmentConfig | None, seed: int | None) -> Any:
-    """Waveforms -> [WaveformAugment] -> LogMelDeltas -> [SpecAugment] -> core, sharing core's weights."""
+    """Waveforms -> the training front end (kser.frontend) -> core, sharing core's weights."""
     import keras
 
-    from kser.augment import SpecAugment, WaveformAugment
-    from kser.features import LogMelDeltas
+    from kser.frontend import training_front_end
 
     waveforms = keras.Input((clip_samples,), name="waveform")
     x = waveforms
-    if augment is not None and augment.waveform_active:
-        x = WaveformAugment(augment, seed=seed, name="waveform_augment")(x)
-    x = LogMelDeltas(features, name="log_mel_deltas")(x)
-    if augment is not None and augment.specaugment_active:
-        x = SpecAugment(augment, seed=None if seed is None else seed + 2, name="spec_augment")(x)
+    for layer, _ in training_front_end(features, augment, seed).stages():
+        x = layer(x)
     return keras.Model(waveforms, core(x), name=f"{core.name}_on_waveforms")
 
 

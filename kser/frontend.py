@@ -1,0 +1,61 @@
+"""The training front end, built in one place for both placements of the features.
+
+Waveforms -> [WaveformAugment] -> LogMelDeltas -> [SpecAugment]. ``kser.data`` maps these stages
+over tf.data batches (features in the input pipeline, on a CPU); ``kser.training`` puts the same
+stages in front of the model (features on the accelerator). Why one builder: the two placements
+must draw the same augmentations from the same seeds, and a second copy would drift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from kser.config import AugmentConfig, FeatureConfig
+
+# Each random stream of a training run is derived from the run's --seed by a fixed offset, so
+# that the streams differ from one another and are reproducible.
+WAVEFORM_AUGMENT_SEED_OFFSET = 0
+SHUFFLE_SEED_OFFSET = 1
+SPEC_AUGMENT_SEED_OFFSET = 2
+MIXUP_SEED_OFFSET = 3
+
+
+def derived_seed(seed: int | None, offset: int) -> int | None:
+    """The seed of one random stream of a run (None stays None: unseeded)."""
+    return None if seed is None else seed + offset
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontEnd:
+    """The front end's layers in order; the augmentation layers are None when they cannot act."""
+
+    waveform_augment: Any | None
+    log_mel_deltas: Any
+    spec_augment: Any | None
+
+    def stages(self) -> list[tuple[Any, bool]]:
+        """``(layer, random)`` in application order; random stages run with ``training=True``."""
+        stages = [(self.waveform_augment, True), (self.log_mel_deltas, False), (self.spec_augment, True)]
+        return [(layer, random) for layer, random in stages if layer is not None]
+
+
+def training_front_end(features: FeatureConfig, augment: AugmentConfig | None, seed: int | None) -> FrontEnd:
+    """The layers that turn a batch of training waveforms into (augmented) features."""
+    from kser.augment import SpecAugment, WaveformAugment
+    from kser.features import LogMelDeltas
+
+    augment = augment if augment is not None and augment.active else None
+    waveform = augment is not None and augment.waveform_active
+    spec = augment is not None and augment.specaugment_active
+    return FrontEnd(
+        waveform_augment=(
+            WaveformAugment(augment, seed=derived_seed(seed, WAVEFORM_AUGMENT_SEED_OFFSET), name="waveform_augment")
+            if waveform
+            else None
+        ),
+        log_mel_deltas=LogMelDeltas(features, name="log_mel_deltas"),
+        spec_augment=(
+            SpecAugment(augment, seed=derived_seed(seed, SPEC_AUGMENT_SEED_OFFSET), name="spec_augment") if spec else None
+        ),
+    )
