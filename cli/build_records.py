@@ -7,25 +7,26 @@ from absl import flags
 from kser.audio import DECODERS
 import dataclasses
 
-from kser.config import PREPROCESSING, BuildConfig, RecordsConfig, SplitConfig
+from kser.config import DEFAULT_PREPROCESSING, PREPROCESSING, BuildConfig, RecordsConfig, SplitConfig
 from kser.layouts import available_layouts, layout_example
 from kser.records import ENCODINGS
 from kser.splits import STRATEGIES
 from kser_cli.common import reports_errors
 
 _SPLIT, _RECORDS = SplitConfig(), RecordsConfig()
+_BUILD = BuildConfig(data_dir="", output_dir="")  # only its defaults are read
 _PRESET = " (default: the --preprocessing preset's)"
 
 flags.DEFINE_string("data_dir", None, "Folder of audio files (searched recursively).", required=True)
 flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.", required=True)
-flags.DEFINE_enum("layout", "crema_d", available_layouts(), "How file names/folders map to labels and speakers: " + "; ".join(f"{name}: {layout_example(name)}" for name in available_layouts()) + ".")
+flags.DEFINE_enum("layout", _BUILD.layout, available_layouts(), "How file names/folders map to labels and speakers: " + "; ".join(f"{name}: {layout_example(name)}" for name in available_layouts()) + ".")
 flags.DEFINE_list("labels", None, "The label set, in order, e.g. ANG,HAP,NEU,SAD (default: the layout's; CREMA-D's six for the emotion corpora). Clips with other labels are excluded and counted.")
 flags.DEFINE_string("speaker_pattern", None, "folders layout: regex whose first group, searched in the file stem, is the speaker.")
 flags.DEFINE_string("csv", None, "csv layout: listing with header path,label[,speaker] (default DATA_DIR/labels.csv).")
 flags.DEFINE_enum("split", _SPLIT.strategy, list(STRATEGIES), "speaker: actor-disjoint and stratified; random: per clip, stratified (the study); none: every clip in the test split (to score a model on, or to cross-validate).")
 flags.DEFINE_list("split_fractions", [str(f) for f in _SPLIT.fractions], "train,validation,test fractions.")
-flags.DEFINE_integer("seed", 0, "Seed for the split, shard order and noise.")
-flags.DEFINE_enum("preprocessing", "kser", list(PREPROCESSING), "Waveform preparation preset (kser.config.PREPROCESSING): kser, the recommendation, or study, the study's exact steps; the flags below override single settings.")
+flags.DEFINE_integer("seed", _BUILD.seed, "Seed for the split, shard order and noise.")
+flags.DEFINE_enum("preprocessing", DEFAULT_PREPROCESSING, list(PREPROCESSING), "Waveform preparation preset (kser.config.PREPROCESSING): kser, the recommendation, or study, the study's exact steps; the flags below override single settings.")
 flags.DEFINE_integer("sample_rate", None, "Target sample rate in Hz (files are resampled)" + _PRESET + ".")
 flags.DEFINE_float("clip_seconds", None, "Clips are padded with silence or trimmed to this length" + _PRESET + ".")
 flags.DEFINE_float("trim_db", None, "> 0: trim leading/trailing frames quieter than the loudest by this many dB before cropping; 0: keep whole clips (the study)" + _PRESET + ".")
@@ -33,8 +34,8 @@ flags.DEFINE_boolean("normalize", None, "Normalise each clip to zero mean and un
 flags.DEFINE_float("noise_level", None, "Peak-relative Gaussian noise level; 0 writes clean audio" + _PRESET + ".")
 flags.DEFINE_float("shard_size_mb", _RECORDS.shard_size_mb, "Target shard size in MB.")
 flags.DEFINE_enum("waveform_encoding", _RECORDS.waveform_encoding, list(ENCODINGS), "Stored sample format.")
-flags.DEFINE_enum("decoder", "auto", list(DECODERS), "auto: soundfile, then tensorflow-io when its kernels load.")
-flags.DEFINE_integer("workers", 0, "Decoding processes; 0 = one per CPU core.")
+flags.DEFINE_enum("decoder", _BUILD.decoder, list(DECODERS), "auto: soundfile, then tensorflow-io when its kernels load.")
+flags.DEFINE_integer("workers", _BUILD.workers, "Decoding processes; 0 = one per CPU core.")
 flags.DEFINE_boolean("strict", False, "Fail on the first file that cannot be used instead of skipping it.")
 flags.DEFINE_boolean("overwrite", False, "Replace an existing build with a different configuration.")
 

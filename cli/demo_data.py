@@ -11,13 +11,14 @@ import time
 
 from absl import flags
 
+from kser.demo_data import DEMO_ACTORS, DEMO_SAMPLE_RATE, DEMO_SEED, DEMO_SENTENCES
 from kser_cli.common import reports_errors
 
 flags.DEFINE_string("out", None, "Folder to write the synthetic clips into.", required=True)
-flags.DEFINE_integer("actors", 12, "Number of synthetic actors (speakers).")
-flags.DEFINE_integer("sentences", 4, "Sentences per actor and emotion (at most 12).")
-flags.DEFINE_integer("sample_rate", 16_000, "Sample rate of the written WAV files.")
-flags.DEFINE_integer("seed", 0, "Seed; the same seed gives byte-identical files.")
+flags.DEFINE_integer("actors", DEMO_ACTORS, "Number of synthetic actors (speakers).")
+flags.DEFINE_integer("sentences", DEMO_SENTENCES, "Sentences per actor and emotion (at most 12).")
+flags.DEFINE_integer("sample_rate", DEMO_SAMPLE_RATE, "Sample rate of the written WAV files.")
+flags.DEFINE_integer("seed", DEMO_SEED, "Seed; the same seed gives byte-identical files.")
 
 FLAGS = flags.FLAGS
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from absl import flags
 
+from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT
+from kser.splits import SPLITS
 from kser_cli.common import reports_errors
 
 flags.DEFINE_string("model_dir", None, "A kser train output directory.", required=True)
 flags.DEFINE_string("records_dir", None, "Records to evaluate on (kser build-records output).", required=True)
-flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Which split to score.")
+flags.DEFINE_enum("split", EVAL_SPLIT, list(SPLITS), "Which split to score.")
 flags.DEFINE_string("output_dir", None, "Where the report goes (default MODEL_DIR/eval).")
-flags.DEFINE_integer("batch_size", 32, "Batch size for scoring.")
+flags.DEFINE_integer("batch_size", EVAL_BATCH_SIZE, "Batch size for scoring.")
 
 FLAGS = flags.FLAGS
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from absl import flags
 
+from kser.config import WINDOW_HOP_SECONDS
 from kser_cli.common import reports_errors
 
 flags.DEFINE_string("model_dir", None, "Training run directory holding model.keras and kser_model.json.", required=True)
 flags.DEFINE_string("export_dir", None, "Where the SavedModel goes (must be new or empty unless --overwrite).", required=True)
 flags.DEFINE_boolean("overwrite", False, "Replace an existing export in --export_dir.")
-flags.DEFINE_float("window_hop_seconds", 1.0, "Hop between the 3 s windows that score recordings longer than one clip.")
+flags.DEFINE_float("window_hop_seconds", WINDOW_HOP_SECONDS, "Hop between the 3 s windows that score recordings longer than one clip.")
 
 FLAGS = flags.FLAGS
 

@@ -37,6 +37,12 @@ class AudioConfig:
 STUDY_AUDIO = AudioConfig()
 KSER_AUDIO = AudioConfig()
 PREPROCESSING: dict[str, AudioConfig] = {"kser": KSER_AUDIO, "study": STUDY_AUDIO}
+DEFAULT_PREPROCESSING = "kser"
+
+# Scoring: `kser evaluate` and `kser export` (the hop between the 3 s windows of a long recording).
+EVAL_SPLIT = "test"
+EVAL_BATCH_SIZE = 32
+WINDOW_HOP_SECONDS = 1.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,6 +32,12 @@ from kser.atomic import commit, temp_path_for
 from kser.config import CREMA_D_EMOTIONS
 from kser.errors import KserError
 
+# The demo set `make demo` uses: 12 actors x 4 sentences x 6 emotions, 16 kHz, seed 0.
+DEMO_ACTORS = 12
+DEMO_SENTENCES = 4
+DEMO_SAMPLE_RATE = 16_000
+DEMO_SEED = 0
+
 # The twelve CREMA-D sentence codes, in the order ``sentences=n`` takes them.
 CREMA_D_SENTENCES: tuple[str, ...] = (
     "IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI",
@@ -437,10 +443,10 @@ def _write_atomic(path: Path, samples: np.ndarray, sample_rate: int) -> int:
 def generate_demo_dataset(
     out_dir: str | os.PathLike,
     *,
-    actors: int = 12,
-    sentences: int = 4,
-    sample_rate: int = 16_000,
-    seed: int = 0,
+    actors: int = DEMO_ACTORS,
+    sentences: int = DEMO_SENTENCES,
+    sample_rate: int = DEMO_SAMPLE_RATE,
+    seed: int = DEMO_SEED,
 ) -> DemoSummary:
     """Write ``actors x sentences x 6`` synthetic CREMA-D clips to ``out_dir``; same arguments, same bytes."""
     if not 1 <= actors <= 8999 - FIRST_ACTOR + 1:

@@ -15,6 +15,7 @@ import numpy as np
 
 from kser import model_dir as layout
 from kser.atomic import write_json, write_text
+from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT
 from kser.data import Subset, make_dataset, read_manifest
 from kser.errors import KserError
 from kser.metrics import classification_metrics, classification_report_text
@@ -79,9 +80,9 @@ def score(model: Any, info: layout.ModelInfo, records_dir: Path, split: str | Su
 def evaluate(
     model_dir: str | Path,
     records_dir: str | Path,
-    split: str | Subset = "test",
+    split: str | Subset = EVAL_SPLIT,
     output_dir: str | Path | None = None,
-    batch_size: int = 32,
+    batch_size: int = EVAL_BATCH_SIZE,
 ) -> dict[str, Any]:
     """Score the trained model on ``split`` and write the report files; returns report.json's content.
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from kser import __version__, atomic
-from kser.config import to_dict
+from kser.config import WINDOW_HOP_SECONDS, to_dict
 from kser.errors import KserError
 from kser.model_dir import INFO_FILE, MODEL_FILE, ModelInfo, load_info, load_model
 
@@ -50,7 +50,7 @@ EXPORT_INFO_FILE = "kser_export.json"
 EXPORT_FORMAT_VERSION = 2  # 2: per-row window starts and counts (trimming makes them differ per row)
 SERVING_SIGNATURE = "serving_default"
 WINDOWS_SIGNATURE = "windows"
-DEFAULT_WINDOW_HOP_SECONDS = 1.0
+DEFAULT_WINDOW_HOP_SECONDS = WINDOW_HOP_SECONDS
 # Windows scored per model call inside the graph: bounds memory on long recordings (an hour at a
 # 1 s hop is 3,600 windows) while a call on a typical clip is still a single batch.
 DEFAULT_MAX_WINDOWS_PER_STEP = 32
