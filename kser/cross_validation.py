@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 import kser
-from kser import model_dir as layout
+from kser import model_dir as model_files
 from kser.atomic import write_json
 from kser.config import CrossValidationConfig, FeatureConfig, TrainConfig, to_dict
 from kser.data import Subset, read_manifest, speaker_class_counts, subset_to_json
@@ -153,7 +153,7 @@ def cross_validate(
         log(f"fold {fold.index}/{cv.folds}: test speakers {' '.join(fold.test)}, validation {' '.join(fold.validation)}")
         started = time.monotonic()
         seed = base_seed + fold.index
-        if not (directory / layout.INFO_FILE).is_file():  # not trained yet, or interrupted: train (resumes)
+        if not (directory / model_files.INFO_FILE).is_file():  # not trained yet, or interrupted: train (resumes)
             train(
                 dataclasses.replace(config, seed=seed),
                 records_dir,

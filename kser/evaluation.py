@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from kser import model_dir as layout
+from kser import model_dir as model_files
 from kser.atomic import write_json, write_text
 from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT
 from kser.data import Subset, make_dataset, read_manifest
@@ -24,7 +24,7 @@ from kser.records import MANIFEST_FILE, file_sha256
 
 def read_history(model_dir: str | Path) -> dict[str, list[float]]:
     """history.csv as columns (empty when the run wrote none)."""
-    path = Path(model_dir) / layout.HISTORY_FILE
+    path = Path(model_dir) / model_files.HISTORY_FILE
     if not path.is_file():
         return {}
     columns: dict[str, list[float]] = {}
@@ -59,7 +59,7 @@ def _averaged_over_present(metrics: dict[str, Any], present: list[str]) -> dict[
     }
 
 
-def score(model: Any, info: layout.ModelInfo, records_dir: Path, split: str | Subset, batch_size: int = 32) -> dict[str, Any]:
+def score(model: Any, info: model_files.ModelInfo, records_dir: Path, split: str | Subset, batch_size: int = 32) -> dict[str, Any]:
     """Metrics of ``model`` on ``split`` of ``records_dir``, in the model's label space."""
     manifest = read_manifest(records_dir)
     to_model = label_mapping(info.label_names, list(manifest["label_names"]), records_dir)
@@ -93,13 +93,13 @@ def evaluate(
     from kser.plots import confusion_matrix_png, training_curves_png
 
     model_dir, records_dir = Path(model_dir), Path(records_dir)
-    info = layout.load_info(model_dir)
+    info = model_files.load_info(model_dir)
     manifest = read_manifest(records_dir)
-    model = layout.load_model(model_dir)
+    model = model_files.load_model(model_dir)
     subset = Subset.of(split)
     metrics = score(model, info, records_dir, subset, batch_size)
 
-    output = Path(output_dir) if output_dir else model_dir / layout.EVAL_DIR
+    output = Path(output_dir) if output_dir else model_dir / model_files.EVAL_DIR
     output.mkdir(parents=True, exist_ok=True)
     report = {
         "split": subset.label,

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from kser import model_dir as layout
+from kser import model_dir as model_files
 from kser.config import RECIPES, AudioConfig, AugmentConfig, FeatureConfig, TrainConfig, from_dict, to_dict
 from kser.data import BALANCE_MODES, Subset, make_dataset, read_manifest, split_size, subset_to_json
 from kser.errors import KserError
@@ -65,15 +65,15 @@ def _prepare_model_dir(model_dir: Path, run: dict[str, Any], overwrite: bool) ->
     model_dir.mkdir(parents=True, exist_ok=True)
     config_file = model_dir / _TRAIN_CONFIG
     previous = json.loads(config_file.read_text()) if config_file.is_file() else None
-    finished = (model_dir / layout.INFO_FILE).is_file()
+    finished = (model_dir / model_files.INFO_FILE).is_file()
     if previous == run and not finished:
         return  # same command again: BackupAndRestore resumes from model_dir/backup
     if any(model_dir.iterdir()) and not overwrite:
         reason = "a finished training run" if finished else "a training run with other settings" if previous else "other files"
         raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
-    for name in (layout.MODEL_FILE, layout.INFO_FILE, layout.HISTORY_FILE, _TRAIN_CONFIG):
+    for name in (model_files.MODEL_FILE, model_files.INFO_FILE, model_files.HISTORY_FILE, _TRAIN_CONFIG):
         (model_dir / name).unlink(missing_ok=True)
-    for name in (layout.LOGS_DIR, _BACKUP_DIR, layout.CHECKPOINTS_DIR, layout.EVAL_DIR):
+    for name in (model_files.LOGS_DIR, _BACKUP_DIR, model_files.CHECKPOINTS_DIR, model_files.EVAL_DIR):
         shutil.rmtree(model_dir / name, ignore_errors=True)
     from kser.atomic import write_json
 
@@ -166,25 +166,25 @@ def _callbacks(model_dir: Path, uar: Any, label_names: list[str], config: TrainC
     from kser.callbacks import ClassMetrics, StopOnNonFinite
 
     stop_on_non_finite = StopOnNonFinite(monitor=("loss", "val_loss"))
-    (model_dir / layout.CHECKPOINTS_DIR).mkdir(exist_ok=True)
+    (model_dir / model_files.CHECKPOINTS_DIR).mkdir(exist_ok=True)
     profile = tuple(int(step) for step in config.profile_batches.split(",")) if config.profile_batches else 0
     callbacks = [
         # First, so that CSVLogger, TensorBoard and EarlyStopping see val_recall_* and val_macro_f1.
-        ClassMetrics(None, label_names, log_dir=model_dir / layout.LOGS_DIR, confusion_metric=uar),
+        ClassMetrics(None, label_names, log_dir=model_dir / model_files.LOGS_DIR, confusion_metric=uar),
         stop_on_non_finite,
         keras.callbacks.BackupAndRestore(str(model_dir / _BACKUP_DIR)),
         keras.callbacks.EarlyStopping(
             monitor=config.monitor, mode=monitor_mode(config.monitor), patience=config.patience, restore_best_weights=True, verbose=1
         ),
         keras.callbacks.ModelCheckpoint(
-            str(model_dir / layout.CHECKPOINTS_DIR / "best.weights.h5"),
+            str(model_dir / model_files.CHECKPOINTS_DIR / "best.weights.h5"),
             monitor=config.monitor,
             mode=monitor_mode(config.monitor),
             save_best_only=True,
             save_weights_only=True,
         ),
-        keras.callbacks.CSVLogger(str(model_dir / layout.HISTORY_FILE), append=True),
-        keras.callbacks.TensorBoard(str(model_dir / layout.LOGS_DIR), profile_batch=profile),
+        keras.callbacks.CSVLogger(str(model_dir / model_files.HISTORY_FILE), append=True),
+        keras.callbacks.TensorBoard(str(model_dir / model_files.LOGS_DIR), profile_batch=profile),
     ]
     return callbacks, stop_on_non_finite
 
@@ -283,11 +283,11 @@ def train(
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
-    _save_model_atomically(core, model_dir / layout.MODEL_FILE)
+    _save_model_atomically(core, model_dir / model_files.MODEL_FILE)
     manifest_sha = file_sha256(records_dir / MANIFEST_FILE)
-    layout.save_info(
+    model_files.save_info(
         model_dir,
-        layout.ModelInfo(
+        model_files.ModelInfo(
             arch=config.arch,
             label_names=tuple(label_names),
             audio=audio,

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from kser import model_dir as layout
+from kser import model_dir as model_files
 from kser.config import AudioConfig, BuildConfig, RecordsConfig, SplitConfig, TrainConfig
 from kser.errors import KserError
 from kser.evaluation import evaluate
@@ -45,11 +45,11 @@ def trained(records, tmp_path_factory):
 
 def test_training_writes_a_loadable_model_history_and_tensorboard_logs(trained):
     model_dir = trained.model_dir
-    info = layout.load_info(model_dir)
+    info = model_files.load_info(model_dir)
     assert info.arch == "small" and info.label_names == ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
-    model = layout.load_model(model_dir)
+    model = model_files.load_model(model_dir)
     assert model.input_shape == (None, 51, 64, 3)
-    with open(model_dir / layout.HISTORY_FILE) as handle:
+    with open(model_dir / model_files.HISTORY_FILE) as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == trained.epochs_run == 2
     for column in ("loss", "accuracy", "val_loss", "val_accuracy", "val_uar", "val_recall_ANG"):
@@ -78,7 +78,7 @@ def test_features_in_the_model_train_the_same_classifier_shape(records, tmp_path
     kinds = [type(layer) for layer in model.layers]
     assert kinds.index(WaveformAugment) < kinds.index(LogMelDeltas) < kinds.index(SpecAugment)  # ... features in the graph
     assert model.optimizer.iterations.numpy() > 0  # and this is the model that was trained
-    assert layout.load_model(tmp_path).input_shape == (None, 51, 64, 3)  # the saved classifier takes features
+    assert model_files.load_model(tmp_path).input_shape == (None, 51, 64, 3)  # the saved classifier takes features
 
 
 def test_finished_run_is_protected_and_label_mismatch_is_refused(records, trained, tmp_path):
@@ -108,7 +108,7 @@ def test_non_finite_loss_stops_with_a_message(records, tmp_path, monkeypatch):
     monkeypatch.setattr(kser.training, "make_dataset", poisoned)
     with pytest.raises(KserError, match="loss became nan at epoch 1 batch 1"):
         train(tiny_config(epochs=3), records, tmp_path, model_options=TINY, verbose=0)
-    assert not (tmp_path / layout.MODEL_FILE).exists()
+    assert not (tmp_path / model_files.MODEL_FILE).exists()
 
 
 def test_bad_settings_are_refused_before_anything_is_written(records, tmp_path):
@@ -167,13 +167,13 @@ def test_a_killed_run_resumes_where_it_stopped(records, tmp_path, monkeypatch):
     monkeypatch.setattr(kser.training, "_callbacks", with_crash)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(epochs=4), records, tmp_path, model_options=TINY, verbose=0)
-    assert (tmp_path / "backup").is_dir() and not (tmp_path / layout.MODEL_FILE).exists()
+    assert (tmp_path / "backup").is_dir() and not (tmp_path / model_files.MODEL_FILE).exists()
     monkeypatch.setattr(kser.training, "_callbacks", real_callbacks)
     resumed = train(tiny_config(epochs=4), records, tmp_path, model_options=TINY, verbose=0)
     assert resumed.epochs_run == 2  # epochs 3 and 4 only
-    with open(tmp_path / layout.HISTORY_FILE) as handle:
+    with open(tmp_path / model_files.HISTORY_FILE) as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
-    assert (tmp_path / layout.MODEL_FILE).exists() and not (tmp_path / "backup").exists()
+    assert (tmp_path / model_files.MODEL_FILE).exists() and not (tmp_path / "backup").exists()
 
 
 def test_evaluate_scores_records_that_hold_a_subset_of_the_labels(trained, tmp_path):
@@ -199,11 +199,11 @@ def test_recipe_options_train_and_are_recorded(records, tmp_path):
         monitor="val_uar", patience=5,
     )
     result = train(config, records, tmp_path, model_options=TINY, verbose=0)
-    with open(tmp_path / layout.HISTORY_FILE) as handle:
+    with open(tmp_path / model_files.HISTORY_FILE) as handle:
         rows = list(csv.DictReader(handle))
     uar = [float(row["val_uar"]) for row in rows]
     assert result.best_epoch == 1 + max(range(len(uar)), key=lambda epoch: (uar[epoch], -epoch))
-    stored = layout.load_info(tmp_path).extra["train"]
+    stored = model_files.load_info(tmp_path).extra["train"]
     assert stored["schedule"] == "cosine" and stored["monitor"] == "val_uar" and stored["mixup_alpha"] == 0.2
     assert stored["epochs"] == 3 and stored["decay_rate"] == 0.9  # unset fields come from small's recipe
 
