@@ -35,9 +35,10 @@ def best_rate(run, clips: int, repeats: int) -> float:
 
 
 def pipeline_rate(records: Path, batch_size: int, repeats: int) -> tuple[float, int]:
-    from kser.data import make_dataset, read_manifest
+    from kser.data import make_dataset
+    from kser.records_info import read_records_info
 
-    clips = read_manifest(records)["splits"]["train"]["clips"]
+    clips = read_records_info(records).splits["train"].clips
     dataset = make_dataset(records, "train", batch_size=batch_size, training=True)
     for _ in dataset.take(2):  # warm-up: trace the graph
         pass

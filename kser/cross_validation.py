@@ -34,7 +34,8 @@ import kser
 from kser import model_dir as model_files
 from kser.atomic import write_json
 from kser.config import CrossValidationConfig, FeatureConfig, TrainConfig, to_dict
-from kser.data import Subset, read_manifest, speaker_class_counts, subset_to_json
+from kser.data import Subset, speaker_class_counts, subset_to_json
+from kser.records_info import RecordsInfo, read_records_info
 from kser.errors import KserError
 from kser.metrics import metrics_from_confusion
 from kser.records import MANIFEST_FILE, file_sha256
@@ -119,8 +120,8 @@ def cross_validate(
 
     config = resolve_config(config)  # the definition records what is actually run
     records_dir, model_dir = Path(records_dir), Path(model_dir)
-    manifest = read_manifest(records_dir)
-    folds = make_folds(speaker_folds(speaker_class_counts(manifest), cv.folds, cv.seed))
+    records = read_records_info(records_dir)
+    folds = make_folds(speaker_folds(speaker_class_counts(records), cv.folds, cv.seed))
     if cv.max_folds is not None:
         if not 1 <= cv.max_folds <= cv.folds:
             raise KserError(f"--max_folds must be between 1 and --folds ({cv.folds}), got {cv.max_folds}")
@@ -181,27 +182,27 @@ def cross_validate(
         log(f"fold {fold.index}: accuracy {result['accuracy']:.4f}  UAR {result['uar']:.4f}  macro F1 {result['macro_f1']:.4f}  ({result['seconds']:.0f} s)")
         _clear_keras_state()
 
-    report = _report(results, manifest, definition, command)
-    report["model"] = _model_cost(config.arch, len(manifest["label_names"]), manifest, features, model_options)
+    report = _report(results, records, definition, command)
+    report["model"] = _model_cost(config.arch, records, features, model_options)
     write_json(model_dir / CV_REPORT_FILE, report)
     from kser.plots import confusion_matrix_png
 
     confusion_matrix_png(
         np.asarray(report["pooled"]["confusion_matrix"]),
-        manifest["label_names"],
+        records.label_names,
         model_dir / "confusion_matrix.png",
         title=f"{config.arch}, {cv.folds}-fold speaker CV (pooled over {len(folds)} folds)",
     )
     return report
 
 
-def _model_cost(arch: str, num_classes: int, manifest: dict[str, Any], features: FeatureConfig, options: dict[str, Any] | None) -> dict[str, Any]:
+def _model_cost(arch: str, records: RecordsInfo, features: FeatureConfig, options: dict[str, Any] | None) -> dict[str, Any]:
     """Parameters and FLOPs per clip of the cross-validated model (built, not trained)."""
     from kser.features import output_frames
     from kser.models import build, estimate_flops
 
-    frames = output_frames(int(manifest["waveform"]["samples"]), features)
-    model = build(arch, num_classes=num_classes, input_shape=(frames, features.n_mels, 3), **(options or {}))
+    frames = output_frames(records.clip_samples, features)
+    model = build(arch, num_classes=len(records.label_names), input_shape=(frames, features.n_mels, 3), **(options or {}))
     return {"parameters": int(model.count_params()), "gflops_per_clip": round(estimate_flops(model) / 1e9, 4)}
 
 
@@ -218,8 +219,8 @@ def _clear_keras_state() -> None:
     keras.backend.clear_session()
 
 
-def _report(results: list[dict[str, Any]], manifest: dict[str, Any], definition: dict[str, Any], command: str) -> dict[str, Any]:
-    label_names = list(manifest["label_names"])
+def _report(results: list[dict[str, Any]], records: RecordsInfo, definition: dict[str, Any], command: str) -> dict[str, Any]:
+    label_names = list(records.label_names)
     pooled = metrics_from_confusion(np.sum([np.asarray(r["confusion_matrix"]) for r in results], axis=0), label_names)
     return {
         "kser_version": kser.__version__,

@@ -12,7 +12,6 @@ at the front of the model instead, which is where they belong on a GPU.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +23,11 @@ from kser.frontend import MIXUP_SEED_OFFSET, SHUFFLE_SEED_OFFSET, derived_seed
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE as MANIFEST
 from kser.records import feature_spec, parse_example
+from kser.records_info import RecordsInfo, read_records_info
 from kser.splits import SPLITS
 
 BALANCE_MODES = ("none", "oversample", "weights")
 OUTPUTS = ("features", "waveforms")
-
-
-def read_manifest(records_dir: str | Path) -> dict[str, Any]:
-    """The records directory's manifest, or a clear KserError."""
-    path = Path(records_dir) / MANIFEST
-    if not path.is_file():
-        raise KserError(f"{records_dir} has no {MANIFEST}: not a finished kser build-records output")
-    try:
-        manifest = json.loads(path.read_text())
-        manifest["splits"], manifest["label_names"]  # noqa: B018  (required keys)
-    except (ValueError, KeyError) as error:
-        raise KserError(f"{path} is damaged: {error}") from None
-    return manifest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,30 +60,34 @@ def subset_to_json(subset: Subset) -> dict[str, Any]:
     }
 
 
-def speaker_class_counts(manifest: dict[str, Any], splits: tuple[str, ...] = SPLITS) -> dict[str, dict[str, int]]:
+def speaker_class_counts(records: RecordsInfo, splits: tuple[str, ...] = SPLITS) -> dict[str, dict[str, int]]:
     """speaker -> label -> clips over ``splits`` (records from kser build-records 0.2 and later)."""
     result: dict[str, dict[str, int]] = {}
     for split in splits:
-        info = manifest["splits"].get(split, {})
-        if info.get("clips", 0) and "speaker_class_counts" not in info:
+        info = records.splits.get(split)
+        if info is None:
+            continue
+        if info.clips and info.speaker_class_counts is None:
             raise KserError("these records have no per-speaker counts (built by an older kser); rebuild them with kser build-records")
-        for speaker, counts in info.get("speaker_class_counts", {}).items():
+        for speaker, counts in (info.speaker_class_counts or {}).items():
             merged = result.setdefault(speaker, {})
             for label, count in counts.items():
                 merged[label] = merged.get(label, 0) + int(count)
     return result
 
 
-def class_counts(manifest: dict[str, Any], split: "str | Subset" = "train") -> np.ndarray:
+def class_counts(records: RecordsInfo, split: "str | Subset" = "train") -> np.ndarray:
+    """Clips per label (in label order) of a split or subset."""
     subset = Subset.of(split)
-    names = manifest["label_names"]
+    names = records.label_names
     if subset.speakers is None:
         totals: dict[str, int] = {}
         for name in subset.splits:
-            for label, count in manifest["splits"].get(name, {}).get("class_counts", {}).items():
+            info = records.splits.get(name)
+            for label, count in (info.class_counts if info else {}).items():
                 totals[label] = totals.get(label, 0) + int(count)
     else:
-        per_speaker = speaker_class_counts(manifest, subset.splits)
+        per_speaker = speaker_class_counts(records, subset.splits)
         totals = {}
         for speaker in subset.speakers & set(per_speaker):
             for label, count in per_speaker[speaker].items():
@@ -104,34 +95,34 @@ def class_counts(manifest: dict[str, Any], split: "str | Subset" = "train") -> n
     return np.asarray([totals.get(label, 0) for label in names], dtype=np.int64)
 
 
-def class_weights(manifest: dict[str, Any], split: "str | Subset" = "train") -> np.ndarray:
+def class_weights(records: RecordsInfo, split: "str | Subset" = "train") -> np.ndarray:
     """``n / (classes * n_c)``: every class carries the same total weight in the loss."""
-    counts = class_counts(manifest, split).astype(np.float64)
+    counts = class_counts(records, split).astype(np.float64)
     weights = np.where(counts > 0, counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
     return weights.astype(np.float32)
 
 
-def oversampling_factors(manifest: dict[str, Any], split: "str | Subset" = "train") -> np.ndarray:
+def oversampling_factors(records: RecordsInfo, split: "str | Subset" = "train") -> np.ndarray:
     """How many copies of each clip of class c an epoch holds on average: ``max_count / n_c``."""
-    counts = class_counts(manifest, split).astype(np.float64)
+    counts = class_counts(records, split).astype(np.float64)
     return np.where(counts > 0, counts.max() / np.maximum(counts, 1), 0.0).astype(np.float32)
 
 
-def split_size(manifest: dict[str, Any], split: "str | Subset", balance: str = "none") -> int:
+def split_size(records: RecordsInfo, split: "str | Subset", balance: str = "none") -> int:
     """Clips per epoch of ``split`` (oversampling raises every class to the largest one)."""
-    counts = class_counts(manifest, split)
+    counts = class_counts(records, split)
     if balance == "oversample":
         return int(counts.max() * np.count_nonzero(counts))
     return int(counts.sum())
 
 
-def _shard_paths(records_dir: Path, manifest: dict[str, Any], subset: Subset) -> list[str]:
+def _shard_paths(records_dir: Path, records: RecordsInfo, subset: Subset) -> list[str]:
     shards = []
     for split in subset.splits:
-        if split not in manifest["splits"]:
-            raise KserError(f"split {split!r} not in {records_dir}/{MANIFEST}; it has {', '.join(manifest['splits'])}")
-        shards += [str(records_dir / shard["name"]) for shard in manifest["splits"][split]["shards"]]
-    if not shards or split_size(manifest, subset) == 0:
+        if split not in records.splits:
+            raise KserError(f"split {split!r} not in {records_dir}/{MANIFEST}; it has {', '.join(records.splits)}")
+        shards += [str(records_dir / name) for name in records.splits[split].shards]
+    if not shards or split_size(records, subset) == 0:
         raise KserError(f"{subset.label} of {records_dir} has no clips")
     missing = [path for path in shards if not Path(path).is_file()]
     if missing:
@@ -216,7 +207,7 @@ def make_dataset(
     """
     tf = tensorflow()
     records_dir = Path(records_dir)
-    manifest = read_manifest(records_dir)
+    records = read_records_info(records_dir)
     if balance not in BALANCE_MODES:
         raise KserError(f"unknown balance mode {balance!r}; choose one of {', '.join(BALANCE_MODES)}")
     if output not in OUTPUTS:
@@ -224,9 +215,9 @@ def make_dataset(
     subset = Subset.of(split)
     training = subset.splits == ("train",) if training is None else training
     deterministic = seed is not None if deterministic is None else deterministic
-    num_classes = len(manifest["label_names"])
-    encoding = manifest["waveform"]["encoding"]
-    shards = _shard_paths(records_dir, manifest, subset)
+    num_classes = len(records.label_names)
+    encoding = records.waveform_encoding
+    shards = _shard_paths(records_dir, records, subset)
     autotune = tf.data.AUTOTUNE
 
     files = tf.data.Dataset.from_tensor_slices(shards)
@@ -244,7 +235,7 @@ def make_dataset(
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
-    samples = int(manifest["waveform"]["samples"])
+    samples = records.clip_samples
 
     def parse(serialized: Any) -> tuple[Any, Any]:
         parsed = parse_example(serialized, encoding)
@@ -262,14 +253,14 @@ def make_dataset(
         dataset = dataset.filter(selected)
     dataset = dataset.map(parse, num_parallel_calls=autotune, deterministic=deterministic or not training)
     if training and balance == "oversample":
-        dataset = _oversample(dataset, oversampling_factors(manifest, subset), seed)
+        dataset = _oversample(dataset, oversampling_factors(records, subset), seed)
         dataset = dataset.shuffle(shuffle_buffer, seed=derived_seed(seed, SHUFFLE_SEED_OFFSET), reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
 
     if output == "features":
         dataset = _add_features(dataset, training, augment, features or FeatureConfig(), seed, deterministic)
 
-    weights = tf.constant(class_weights(manifest, subset)) if balance == "weights" and training else None
+    weights = tf.constant(class_weights(records, subset)) if balance == "weights" and training else None
 
     def finish(inputs: Any, labels: Any) -> Any:
         targets = tf.one_hot(labels, num_classes) if one_hot else labels
@@ -285,7 +276,7 @@ def make_dataset(
     if not training:
         # Evaluation splits hold a known number of batches: tell Keras (progress bars, no
         # "ran out of data" warnings).
-        batches = -(-split_size(manifest, subset) // batch_size)
+        batches = -(-split_size(records, subset) // batch_size)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     options = tf.data.Options()
     options.deterministic = deterministic or not training

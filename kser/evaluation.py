@@ -16,7 +16,8 @@ import numpy as np
 from kser import model_dir as model_files
 from kser.atomic import write_json, write_text
 from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT
-from kser.data import Subset, make_dataset, read_manifest
+from kser.data import Subset, make_dataset
+from kser.records_info import read_records_info
 from kser.errors import KserError
 from kser.metrics import classification_metrics, classification_report_text
 from kser.records import MANIFEST_FILE, file_sha256
@@ -61,8 +62,8 @@ def _averaged_over_present(metrics: dict[str, Any], present: list[str]) -> dict[
 
 def score(model: Any, info: model_files.ModelInfo, records_dir: Path, split: str | Subset, batch_size: int = 32) -> dict[str, Any]:
     """Metrics of ``model`` on ``split`` of ``records_dir``, in the model's label space."""
-    manifest = read_manifest(records_dir)
-    to_model = label_mapping(info.label_names, list(manifest["label_names"]), records_dir)
+    records = read_records_info(records_dir)
+    to_model = label_mapping(info.label_names, list(records.label_names), records_dir)
     dataset = make_dataset(records_dir, split, batch_size=batch_size, training=False, features=info.features, one_hot=False)
     # One pass: reading the labels and predicting separately would decode and featurise twice.
     true_batches, predicted_batches = [], []
@@ -94,7 +95,7 @@ def evaluate(
 
     model_dir, records_dir = Path(model_dir), Path(records_dir)
     info = model_files.load_info(model_dir)
-    manifest = read_manifest(records_dir)
+    records = read_records_info(records_dir)
     model = model_files.load_model(model_dir)
     subset = Subset.of(split)
     metrics = score(model, info, records_dir, subset, batch_size)
@@ -107,9 +108,9 @@ def evaluate(
         "arch": info.arch,
         **metrics,
         "protocol": {
-            "split_strategy": manifest["config"]["split"]["strategy"],
-            "split_fractions": manifest["config"]["split"]["fractions"],
-            "records_seed": manifest["seed"],
+            "split_strategy": records.split_strategy,
+            "split_fractions": list(records.split_fractions),
+            "records_seed": records.seed,
             "train": info.extra.get("train", {}),
         },
         "records_dir": str(records_dir.resolve()),

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from kser import model_dir as model_files
-from kser.config import RECIPES, AudioConfig, AugmentConfig, FeatureConfig, TrainConfig, from_dict, to_dict
-from kser.data import BALANCE_MODES, Subset, make_dataset, read_manifest, split_size, subset_to_json
+from kser.config import RECIPES, AugmentConfig, FeatureConfig, TrainConfig, to_dict
+from kser.data import BALANCE_MODES, Subset, make_dataset, split_size, subset_to_json
+from kser.records_info import read_records_info
 from kser.errors import KserError
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE, file_sha256
@@ -218,13 +219,13 @@ def train(
     if config.balance not in BALANCE_MODES:
         raise KserError(f"unknown balance mode {config.balance!r}; choose one of {', '.join(BALANCE_MODES)}")
     records_dir, model_dir = Path(records_dir), Path(model_dir)
-    manifest = read_manifest(records_dir)
-    label_names = list(manifest["label_names"])
+    records = read_records_info(records_dir)
+    label_names = list(records.label_names)
     train_on, validate_on = Subset.of(train_on), Subset.of(validate_on)
     for role, subset in (("train", train_on), ("validation", validate_on)):
-        if split_size(manifest, subset) == 0:
+        if split_size(records, subset) == 0:
             raise KserError(f"{records_dir} has no {role} clips ({subset.label}); rebuild the records with a {role} share")
-    audio = from_dict(AudioConfig, manifest["config"]["audio"])
+    audio = records.audio
     if features.sample_rate != audio.sample_rate:
         raise KserError(f"features expect {features.sample_rate} Hz but the records hold {audio.sample_rate} Hz audio")
     features_on = resolve_features_on(config.features_on)
@@ -259,7 +260,7 @@ def train(
             if features_on == "model"
             else core
         )
-        steps = math.ceil(split_size(manifest, train_on, config.balance) / config.batch_size)
+        steps = math.ceil(split_size(records, train_on, config.balance) / config.batch_size)
         uar = compile_for_training(model, config, steps)
 
         common = dict(batch_size=config.batch_size, features=features, output=output, seed=config.seed)

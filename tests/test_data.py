@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from kser.config import AudioConfig, AugmentConfig, BuildConfig, RecordsConfig, SplitConfig
-from kser.data import Subset, class_counts, class_weights, make_dataset, read_manifest, split_size
+from kser.data import Subset, class_counts, class_weights, make_dataset, split_size
+from kser.records_info import read_records_info
 from kser.errors import KserError
 from kser.features import log_mel_deltas
 from tests.records_reader import read_split
@@ -64,16 +65,16 @@ def test_evaluation_splits_are_never_resampled_or_augmented(records, split):
     for a, b, c in zip(first, again, other):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
-    manifest = read_manifest(records)
-    assert len(labels_of(busy)) == manifest["splits"][split]["clips"]
+    manifest = read_records_info(records)
+    assert len(labels_of(busy)) == manifest.splits[split].clips
     assert collections.Counter(labels_of(busy)) == collections.Counter(
-        {i: n for i, n in enumerate(manifest["splits"][split]["class_counts"].values()) if n}
+        {i: n for i, n in enumerate(manifest.splits[split].class_counts.values()) if n}
     )
 
 
 def test_oversampled_training_epoch_is_balanced(records):
-    manifest = read_manifest(records)
-    counts = manifest["splits"]["train"]["class_counts"]
+    manifest = read_records_info(records)
+    counts = manifest.splits["train"].class_counts
     assert min(counts.values()) < 0.5 * max(counts.values())  # the fixture really is imbalanced
     dataset = make_dataset(records, "train", batch_size=16, balance="oversample", output="waveforms", seed=0)
     totals = collections.Counter()
@@ -86,17 +87,17 @@ def test_oversampled_training_epoch_is_balanced(records):
 
 
 def test_unbalanced_training_epoch_holds_each_clip_once(records):
-    manifest = read_manifest(records)
+    manifest = read_records_info(records)
     dataset = make_dataset(records, "train", batch_size=16, output="waveforms", seed=0)
     waveforms = np.concatenate([x.numpy() for x, _ in dataset])
-    assert waveforms.shape == (manifest["splits"]["train"]["clips"], 8000)
+    assert waveforms.shape == (manifest.splits["train"].clips, 8000)
     assert len({row.tobytes() for row in waveforms}) == waveforms.shape[0]
 
 
 def test_weights_mode_adds_class_weights(records):
-    manifest = read_manifest(records)
+    manifest = read_records_info(records)
     weights = class_weights(manifest)
-    counts = np.asarray(list(manifest["splits"]["train"]["class_counts"].values()))
+    counts = np.asarray(list(manifest.splits["train"].class_counts.values()))
     np.testing.assert_allclose(weights * counts, counts.sum() / 6, rtol=1e-6)
     for _, labels, sample_weights in make_dataset(records, "train", batch_size=16, balance="weights", seed=0):
         np.testing.assert_allclose(sample_weights.numpy(), weights[np.argmax(labels.numpy(), axis=1)])
@@ -123,12 +124,12 @@ def test_clear_errors_for_missing_or_unknown_inputs(records, tmp_path):
 
 
 def test_a_speaker_subset_reads_only_those_speakers_from_every_split(records):
-    manifest = read_manifest(records)
+    manifest = read_records_info(records)
     speakers = {row["speaker"]: row for split in ("train", "validation", "test") for row in read_split(records, split)}
     chosen = frozenset(sorted({row["speaker"] for split in ("train", "test") for row in read_split(records, split)})[:2])
     subset = Subset(("train", "validation", "test"), chosen, name="two speakers")
     expected = [row for split in ("train", "validation", "test") for row in read_split(records, split) if row["speaker"] in chosen]
-    assert len(speakers) == 6 and 0 < len(expected) < sum(manifest["splits"][s]["clips"] for s in manifest["splits"])
+    assert len(speakers) == 6 and 0 < len(expected) < sum(info.clips for info in manifest.splits.values())
     dataset = make_dataset(records, subset, batch_size=8, training=False, output="waveforms")
     waveforms = np.concatenate([batch[0].numpy() for batch in dataset])
     assert sorted(w.tobytes() for w in waveforms) == sorted(row["waveform"].tobytes() for row in expected)
