@@ -45,6 +45,10 @@ class Run:
 # they run as many folds as a day of 2 cores allows (max_folds), on the same partition.
 RUNS: dict[str, Run] = {
     "small": Run("small", "kser", note="the recommended recipe (kser train --arch=small defaults)"),
+    "small-stem": Run(
+        "small", "kser", ('--model_options={"stem_filters": 16, "pool_sizes": [[2, 2], [1, 2], [1, 2]]}',),
+        note="half the compute: a strided stem (EXPERIMENTS.md, E04)",
+    ),
     "small-study": Run("small", "study", ("--recipe=study",), note="small under the study's preprocessing and recipe"),
     "lstm_ft-study": Run("lstm_ft", "study", max_folds=1, note="the study's model 3 and its recipe"),
     "gru-study": Run("gru", "study", max_folds=1, note="the study's model 1 and its recipe"),
