@@ -11,7 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kser.cross_validation import mean_sd  # noqa: E402  (the report's own mean and sample sd)
 
 
 def load(model_dir: str) -> dict:
@@ -20,12 +25,6 @@ def load(model_dir: str) -> dict:
     if not folds:
         raise SystemExit(f"{model_dir}: no finished fold (fold-*/cv_fold.json)")
     return {fold["fold"]: fold for fold in folds}
-
-
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return mean, sd
 
 
 def main() -> None:
@@ -47,9 +46,9 @@ def main() -> None:
         print(f"{index:>4} {' '.join(base[index]['speakers']['test']):<12}{a:>8.1f}{b:>11.1f}{b - a:>+8.1f}")
     if not diffs:
         raise SystemExit("the two runs share no finished fold")
-    mean, sd = mean_sd(diffs)
-    se = sd / math.sqrt(len(diffs))
-    summaries = ["{:.1f} ± {:.1f}".format(*mean_sd([100 * run[i][args.metric] for i in shared])) for run in (base, candidate)]
+    paired = mean_sd(diffs)
+    mean, se = paired["mean"], paired["sd"] / math.sqrt(len(diffs))
+    summaries = ["{mean:.1f} ± {sd:.1f}".format(**mean_sd([100 * run[i][args.metric] for i in shared])) for run in (base, candidate)]
     print(
         f"{args.metric} over {len(diffs)} shared folds (mean ± sd): base {summaries[0]}, candidate {summaries[1]}; "
         f"paired difference {mean:+.1f} ± {se:.1f} (se)"

@@ -60,7 +60,7 @@ def _averaged_over_present(metrics: dict[str, Any], present: list[str]) -> dict[
     }
 
 
-def score(model: Any, info: model_files.ModelInfo, records_dir: Path, split: str | Subset, batch_size: int = 32) -> dict[str, Any]:
+def score(model: Any, info: model_files.ModelInfo, records_dir: Path, split: str | Subset, batch_size: int = EVAL_BATCH_SIZE) -> dict[str, Any]:
     """Metrics of ``model`` on ``split`` of ``records_dir``, in the model's label space."""
     records = read_records_info(records_dir)
     to_model = label_mapping(info.label_names, list(records.label_names), records_dir)

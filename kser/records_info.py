@@ -54,23 +54,29 @@ class _Damaged(Exception):
     """A manifest field that is missing or of the wrong shape (becomes one KserError)."""
 
 
-def _get(mapping: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(mapping, dict):
-        raise _Damaged(f"{where or 'the top level'} is not an object")
-    if key not in mapping:
-        raise _Damaged(f"{where + '.' if where else ''}{key} is missing")
-    value = mapping[key]
+_KIND_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "an object"}
+
+
+def _typed(value: Any, kind: type, where: str) -> Any:
+    """``value`` if it is a ``kind`` (a bool is not an integer here), else _Damaged naming ``where``."""
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        expected = {int: "an integer", str: "a string", list: "a list", dict: "an object"}.get(kind, str(kind))
-        raise _Damaged(f"{where + '.' if where else ''}{key} should be {expected}, not {json.dumps(value)[:40]}")
+        raise _Damaged(f"{where} should be {_KIND_NAMES[kind]}, not {json.dumps(value)[:40]}")
     return value
 
 
+def _get(mapping: Any, key: str, kind: type, where: str) -> Any:
+    if not isinstance(mapping, dict):
+        raise _Damaged(f"{where or 'the top level'} is not an object")
+    path = f"{where}.{key}" if where else key
+    if key not in mapping:
+        raise _Damaged(f"{path} is missing")
+    return _typed(mapping[key], kind, path)
+
+
 def _counts(value: Any, where: str, parse: Callable[[Any, str], Any] | None = None) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Damaged(f"{where} is not an object")
-    parse = parse or (lambda item, at: _get({"n": item}, "n", int, at))
-    return {str(key): parse(item, f"{where}.{key}") for key, item in value.items()}
+    """A JSON object of counts (or, with ``parse``, of nested count objects), keys as strings."""
+    parse = parse or (lambda item, at: _typed(item, int, at))
+    return {str(key): parse(item, f"{where}.{key}") for key, item in _typed(value, dict, where).items()}
 
 
 def _split(raw: Any, name: str) -> SplitInfo:
