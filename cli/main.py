@@ -39,7 +39,7 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(2)
     # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise on a command line.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kser.quiet import silenced_stderr
+    from kser.quiet import NATIVE_LOGS_ENV, silenced_stderr
 
     with silenced_stderr():  # a command module may import Keras, and so TensorFlow, at once
         module = importlib.import_module(COMMANDS[command][0])
@@ -52,7 +52,16 @@ def run(argv: list[str] | None = None) -> None:
             if help_text.strip():
                 print(help_text)
         sys.exit(0)
-    app.run(module.main, argv=[f"kser {command}"] + argv[2:])
+    command_argv = [f"kser {command}"] + argv[2:]
+    try:  # absl would print "FATAL Flags parsing error" and a hint; kser's errors are one line
+        flags.FLAGS(command_argv)
+    except flags.Error as error:
+        print(f"kser {command}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    if flags.FLAGS.verbosity >= 1:  # absl's --verbosity also opens TensorFlow's native logs
+        os.environ[NATIVE_LOGS_ENV] = "1"
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    app.run(module.main, argv=command_argv)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ from absl import flags
 from kser.config import AUGMENT_PITCH_METHODS, MONITORS, RECIPES, SCHEDULES, AugmentConfig, TrainConfig
 from kser.data import BALANCE_MODES
 from kser.errors import KserError
-from kser.models import available_architectures
+from kser.architectures import builtin_architectures
 from kser.training import FEATURES_ON
 
 _DEFAULTS = TrainConfig()
 
-flags.DEFINE_enum("arch", _DEFAULTS.arch, available_architectures(), "Model architecture (see kser.models).")
+flags.DEFINE_enum("arch", _DEFAULTS.arch, builtin_architectures(), "Model architecture (see kser.models).")
 flags.DEFINE_string("records_dir", None, "Output of kser build-records.", required=True)
 flags.DEFINE_string("model_dir", None, "Where the model, logs, checkpoints and history go.", required=True)
 _RECIPE = " (default: the recipe's)"

@@ -116,9 +116,9 @@ def cross_validate(
     from kser.evaluation import evaluate
     from kser.training import train
 
-    from kser.training import resolve_config
+    from kser.training import check_config, resolve_config
 
-    config = resolve_config(config)  # the definition records what is actually run
+    check_config(config)  # before the records, folds and (slow) Keras import: plain mistakes first
     records_dir, model_dir = Path(records_dir), Path(model_dir)
     records = read_records_info(records_dir)
     folds = make_folds(speaker_folds(speaker_class_counts(records), cv.folds, cv.seed))
@@ -126,6 +126,7 @@ def cross_validate(
         if not 1 <= cv.max_folds <= cv.folds:
             raise KserError(f"--max_folds must be between 1 and --folds ({cv.folds}), got {cv.max_folds}")
         folds = folds[: cv.max_folds]
+    config = resolve_config(config)  # the definition records what is actually run
     base_seed = config.seed if config.seed is not None else cv.seed
     manifest_sha = file_sha256(records_dir / MANIFEST_FILE)
     definition = json.loads(

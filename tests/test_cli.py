@@ -2,6 +2,7 @@
 
 import pytest
 
+from kser_cli.main import COMMANDS
 from tests.cli_runner import assert_one_line_error, run_kser
 from tests.synthetic import write_crema_d
 
@@ -55,6 +56,60 @@ def test_importing_kser_is_quiet_and_does_not_load_tensorflow_io():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
     assert result.stderr == ""
+
+
+def _modules_loaded_by(code: str) -> set[str]:
+    """The heavy modules (TensorFlow, Keras) in sys.modules after ``code`` runs in a fresh Python."""
+    import subprocess
+    import sys
+
+    from tests.cli_runner import REPO, kser_env
+
+    probe = f"{code}\nimport sys; print(' '.join(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=kser_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_defines_its_flags_without_importing_tensorflow(command):
+    """So that `kser COMMAND --help` and flag mistakes answer in well under a second."""
+    assert _modules_loaded_by(f"import {COMMANDS[command][0]}") == set()
+
+
+def test_train_and_cross_validate_report_plain_mistakes_before_importing_tensorflow(tmp_path):
+    code = f"""
+from kser.config import TrainConfig, CrossValidationConfig
+from kser.errors import KserError
+from kser.training import train
+from kser.cross_validation import cross_validate
+for run in (lambda: train(TrainConfig(), {str(tmp_path / 'none')!r}, {str(tmp_path / 'm')!r}),
+            lambda: train(TrainConfig(batch_size=0), {str(tmp_path)!r}, {str(tmp_path / 'm')!r}),
+            lambda: cross_validate(TrainConfig(), {str(tmp_path / 'none')!r}, {str(tmp_path / 'm')!r})):
+    try:
+        run()
+        raise SystemExit('no error')
+    except KserError:
+        pass
+"""
+    assert _modules_loaded_by(code) == set()
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("train", "--records_dir=r", "--model_dir=m", "--epochs=abc"), "flag --epochs=abc"),
+        (("cross-validate", "--records_dir=r", "--model_dir=m", "--arch=foo"), "flag --arch=foo"),
+        (("export", "--model_dir=m"), "--export_dir"),
+        (("predict", "--export_dir=e", "--no_such_flag", "x.wav"), "no_such_flag"),
+    ],
+)
+def test_bad_flag_values_are_kser_s_one_line_errors(args, fragment):
+    result = run_kser(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"kser {args[0]}: error: ") and fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "FATAL" not in result.stderr
 
 
 def test_demo_data_then_build_records(tmp_path):

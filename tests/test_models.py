@@ -76,6 +76,8 @@ def _batch(n: int = 2, seed: int = 0) -> np.ndarray:
 
 def test_registry_lists_every_architecture():
     assert set(models.available_architectures()) >= {"gru", "lstm", "lstm_ft", "attn_pool", "small"}
+    # The Keras-free catalog that `kser train --arch` lists is exactly what the builders register.
+    assert models.builtin_architectures() == models.available_architectures()
 
 
 def test_unknown_architecture_names_the_known_ones():

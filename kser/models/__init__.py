@@ -8,6 +8,8 @@ Architectures: ``gru``, ``lstm``, ``lstm_ft`` and ``attn_pool`` reproduce the re
 ``small`` is a compact model for CPU demos. New ones register with ``@register("name")``.
 """
 
+import importlib
+
 from kser.models.registry import (
     DEFAULT_INPUT_SHAPE,
     DEFAULT_NUM_CLASSES,
@@ -20,9 +22,21 @@ from kser.models.registry import (
 from kser.models.layers import AttentionPooling, UtteranceNormalization
 from kser.models.flops import estimate_flops, estimate_macs
 
-# Imported for their @register side effect.
-from kser.models import small as _small  # noqa: F401,E402
-from kser.models import study as _study  # noqa: F401,E402
+from kser.architectures import BUILTIN_MODULES, builtin_architectures
+
+
+def _import_builtins() -> None:
+    """Import the built-in builders for their @register side effect, and hold them to the catalog."""
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    if available_architectures() != builtin_architectures():
+        raise ImportError(
+            f"kser.architectures lists {builtin_architectures()} but the builders registered "
+            f"{available_architectures()}; update kser.architectures.BUILTIN_MODULES"
+        )
+
+
+_import_builtins()
 
 __all__ = [
     "AttentionPooling",
@@ -30,6 +44,7 @@ __all__ = [
     "DEFAULT_INPUT_SHAPE",
     "DEFAULT_NUM_CLASSES",
     "available_architectures",
+    "builtin_architectures",
     "build",
     "builder_options",
     "recipe",
