@@ -1,63 +1,84 @@
-"""``kser predict --export_dir=DIR FILE...``: emotion of each audio file, with an exported SavedModel.
+"""``kser predict --export_dir=DIR PATH...``: emotion of audio files, with an exported SavedModel.
 
-Prints one line per file (label and class probabilities), with --windows one line per 3 s window,
-and the real-time factor (processing / audio seconds, excluding the model load). A file that
-cannot be read gets an error line on stderr and the others are still predicted; the exit status
-is then 1 (0 when every file was predicted).
+Each PATH is an audio file or a folder, searched recursively for audio files. --format picks the
+output (tsv, csv, json or jsonl; see kser.prediction_output), written to stdout or, with --output,
+atomically to a file. Per-file errors, warnings (clips too short or silent to mean much) and the
+real-time factor (processing / audio seconds, excluding the model load) go to stderr. A file that
+cannot be read is still listed, with its error, and the others are predicted; the exit status is
+then 1 (0 when every file was predicted).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from absl import flags
 
+from kser.prediction_output import FORMATS
 from kser_cli.common import reports_errors
 from kser.errors import KserError
 
 flags.DEFINE_string("export_dir", None, "Directory written by kser export.", required=True)
-flags.DEFINE_boolean("windows", False, "Also print the prediction of every window of each file.")
+flags.DEFINE_boolean("windows", False, "Also give the prediction of every window of each file.")
+flags.DEFINE_enum("format", FORMATS[0], list(FORMATS), "Output format.")
+flags.DEFINE_string("output", None, "Write the output to this file (atomically) instead of stdout.")
 
 FLAGS = flags.FLAGS
 
 
-def format_prediction(prediction, show_windows: bool) -> list[str]:
-    """The stdout lines of one predicted file."""
-    probabilities = " ".join(f"{name}={p:.3f}" for name, p in prediction.probabilities.items())
-    lines = [
-        f"{prediction.path}\t{prediction.label}\t{probabilities}\t"
-        f"({prediction.audio_seconds:.2f} s, RTF {prediction.rtf:.4f})"
-    ]
-    if show_windows:
-        lines += [f"  {w.start_seconds:8.2f} s\t{w.label}\t{w.probability:.3f}" for w in prediction.windows]
-    return lines
+def _check_output(path: str | None) -> None:
+    """Refuse an unusable --output before the model is loaded."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise KserError(f"--output {target} is a folder; give a file name")
+    if not target.parent.is_dir():
+        raise KserError(f"--output {target}: folder {target.parent} does not exist")
 
 
 @reports_errors(allow_args=True)
 def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
-        raise KserError("no audio files given: kser predict --export_dir=DIR FILE...")
-    from kser.predict import load_exported, overall_rtf, predict_file
+        raise KserError("no audio files or folders given: kser predict --export_dir=DIR PATH...")
+    _check_output(FLAGS.output)
+    from kser.atomic import write_text
+    from kser.predict import FilePrediction, find_inputs, load_exported, predict_file
+    from kser.prediction_output import PredictionWriter, summary
 
     exported = load_exported(FLAGS.export_dir)
-    failed = 0
+    writer = PredictionWriter(FLAGS.format, exported.label_names, FLAGS.windows)
+    to_stdout = FLAGS.output is None and writer.streams
+    if to_stdout:
+        sys.stdout.write(writer.header())
     results = []
-    for path in paths:
-        prediction = predict_file(exported, path, windows=FLAGS.windows)
+    for path, problem in find_inputs(paths):
+        prediction = FilePrediction(path=path, error=problem) if problem else predict_file(exported, path, windows=FLAGS.windows)
         results.append(prediction)
-        if prediction.ok:
-            print("\n".join(format_prediction(prediction, FLAGS.windows)), flush=True)
-        else:
-            failed += 1
+        if not prediction.ok:
             print(f"{argv[0]}: error: {path}: {prediction.error}", file=sys.stderr, flush=True)
-    rtf = overall_rtf(results)
-    done = [r for r in results if r.ok]
-    if rtf is not None:
-        audio = sum(r.audio_seconds for r in done)
-        seconds = sum(r.processing_seconds for r in done)
-        print(f"real-time factor: {rtf:.4f} ({audio:.1f} s of audio in {seconds:.2f} s, {len(done)} file(s), "
-              "excluding the model load)")
-    if failed:
-        print(f"{argv[0]}: {failed} of {len(paths)} file(s) could not be predicted", file=sys.stderr)
+        for warning in prediction.warnings:
+            print(f"{argv[0]}: warning: {path}: {warning}", file=sys.stderr, flush=True)
+        if to_stdout:
+            sys.stdout.write(writer.file_text(prediction))
+            sys.stdout.flush()
+    if FLAGS.output is not None:
+        write_text(FLAGS.output, writer.document(results))
+    elif not writer.streams:
+        sys.stdout.write(writer.document(results))
+    totals = summary(results)
+    if totals["real_time_factor"] is not None:
+        print(
+            f"real-time factor: {totals['real_time_factor']:.4f} ({totals['audio_seconds']:.1f} s of audio in "
+            f"{totals['processing_seconds']:.2f} s, {totals['predicted']} file(s), excluding the model load)",
+            file=sys.stderr,
+        )
+    if totals["with_warnings"]:
+        print(f"{argv[0]}: {totals['with_warnings']} file(s) predicted with warnings", file=sys.stderr)
+    if totals["failed"]:
+        print(f"{argv[0]}: {totals['failed']} of {totals['files']} file(s) could not be predicted", file=sys.stderr)
         sys.exit(1)
+    if FLAGS.output is not None:
+        print(f"predictions: {FLAGS.output} ({FLAGS.format})", file=sys.stderr)

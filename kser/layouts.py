@@ -181,6 +181,11 @@ def _walk_files(root: Path) -> list[Path]:
     return files
 
 
+def audio_files_under(root: str | os.PathLike) -> list[Path]:
+    """Every non-hidden file below ``root`` with an audio extension, sorted by path."""
+    return sorted(_split_audio(_walk_files(Path(root)))[0])
+
+
 def _split_audio(files: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
     audio, skipped = [], []
     for path in files:

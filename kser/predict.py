@@ -25,6 +25,10 @@ from kser.errors import KserError, SkipClip
 from kser.export import EXPORT_INFO_FILE, SERVING_SIGNATURE, WINDOWS_SIGNATURE
 
 SAVED_MODEL_FILE = "saved_model.pb"
+# Under half a second a clip holds a syllable or two: too little to judge emotion by (CREMA-D's
+# shortest sentences last about a second). A peak under -60 dBFS is silence for 16-bit audio.
+MIN_USEFUL_SECONDS = 0.5
+SILENT_PEAK_DBFS = -60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +69,7 @@ class FilePrediction:
     processing_seconds: float = 0.0
     windows: tuple[WindowPrediction, ...] = ()
     error: str | None = None
+    warnings: tuple[str, ...] = ()  # the prediction was made but may mean little (see clip_warnings)
 
     @property
     def ok(self) -> bool:
@@ -133,6 +138,36 @@ def run_waveform(exported: ExportedModel, samples: np.ndarray, windows: bool = F
     return result
 
 
+def clip_warnings(samples: np.ndarray, sample_rate: int) -> tuple[str, ...]:
+    """Why a prediction of this waveform may mean little: too short, or silent."""
+    found = []
+    seconds = samples.shape[0] / sample_rate
+    if seconds < MIN_USEFUL_SECONDS:
+        found.append(f"only {seconds * 1000:.1f} ms of audio (under {MIN_USEFUL_SECONDS} s): too short to judge emotion")
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    if peak < 10 ** (SILENT_PEAK_DBFS / 20):
+        level = "digital silence" if peak == 0 else f"peak {20 * np.log10(peak):.0f} dBFS"
+        found.append(f"silent ({level}, under {SILENT_PEAK_DBFS:.0f} dBFS): the prediction is meaningless")
+    return tuple(found)
+
+
+def find_inputs(paths: Iterable[str | Path]) -> list[tuple[str, str | None]]:
+    """Each given file, or the audio files found below each given folder (recursively, sorted),
+    as ``(path, problem)``: ``problem`` is None for a file to predict, else why there is none."""
+    from kser.layouts import audio_files_under
+
+    found: list[tuple[str, str | None]] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files = audio_files_under(path)
+            found += [(str(f), None) for f in files] or [(str(path), "a folder with no audio files in it")]
+        elif path.exists():
+            found.append((str(path), None))
+        else:
+            found.append((str(path), "no such file or folder"))
+    return found
+
+
 def _decode_label(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
@@ -176,6 +211,7 @@ def predict_file(exported: ExportedModel, path: str | Path, windows: bool = Fals
         audio_seconds=samples.shape[0] / exported.sample_rate,
         processing_seconds=elapsed,
         windows=window_list,
+        warnings=clip_warnings(samples, exported.sample_rate),
     )
 
 

@@ -6,8 +6,11 @@ then served in a subprocess that cannot import kser, and by ``kser predict``.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -301,15 +304,52 @@ def test_kser_predict_cli(exported, audio_files):
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and str(bad) in errors[0], result.stderr
-    file_lines = [line.split("\t") for line in result.stdout.splitlines() if not line.startswith((" ", "real-time"))]
-    assert {fields[0]: fields[1] for fields in file_lines} == expected
-    window_lines = [line for line in result.stdout.splitlines() if line.startswith(" ")]
-    assert len(window_lines) == 1 + 6 and window_lines[-1].split()[:2] == ["4.30", "s"]
-    assert "real-time factor:" in result.stdout.splitlines()[-1]
+    rows = list(csv.DictReader(io.StringIO(result.stdout), delimiter="\t"))
+    file_rows = [row for row in rows if row["window_start"] == ""]
+    assert {row["path"]: row["label"] for row in file_rows} == {**expected, str(bad): ""}
+    window_rows = [row for row in rows if row["window_start"] != ""]
+    assert len(window_rows) == 1 + 6 and window_rows[-1]["window_start"] == "4.30"
+    assert "real-time factor:" in result.stderr and "real-time" not in result.stdout
 
     clean = run_kser("predict", f"--export_dir={exported}", str(short), str(long_44k))
     assert clean.returncode == 0, clean.stderr
-    assert len(clean.stdout.splitlines()) == 3 and "RTF" in clean.stdout
+    assert len(clean.stdout.splitlines()) == 1 + 2 and clean.stdout.startswith("path\tlabel\t")
+
+
+def test_kser_predict_folders_formats_output_and_warnings(exported, audio_files, tmp_path):
+    short, long_44k, bad = audio_files
+    folder = tmp_path / "in"
+    (folder / "deeper").mkdir(parents=True)
+    shutil.copy(short, folder / "deeper" / "short.wav")
+    shutil.copy(long_44k, folder / "long.wav")
+    (folder / "notes.txt").write_text("not audio")
+    soundfile.write(folder / "blip.wav", _signal(0.1, seed=3), RATE)  # too short to mean much
+    soundfile.write(folder / "silent.wav", np.zeros(RATE, np.float32), RATE)
+    expected_paths = [str(folder / name) for name in ("blip.wav", "deeper/short.wav", "long.wav", "silent.wav")]
+
+    output = tmp_path / "predictions.json"
+    result = run_kser("predict", f"--export_dir={exported}", "--format=json", f"--output={output}", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    document = json.loads(output.read_text())
+    assert [f["path"] for f in document["files"]] == expected_paths  # recursive, sorted, audio only
+    assert document["summary"]["predicted"] == 4 and document["summary"]["with_warnings"] == 2
+    warned = {f["path"]: f["warnings"] for f in document["files"] if f["warnings"]}
+    assert "too short" in warned[expected_paths[0]][0] and "silent" in warned[expected_paths[3]][0]
+    assert sum("warning:" in line for line in result.stderr.splitlines()) == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+    lines = run_kser("predict", f"--export_dir={exported}", "--format=jsonl", str(folder), str(tmp_path / "missing"))
+    assert lines.returncode == 1
+    records = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert [r["path"] for r in records] == expected_paths + [str(tmp_path / "missing")]
+    assert records[-1]["error"] == "no such file or folder"
+    assert [r["label"] for r in records[:4]] == [f["label"] for f in document["files"]]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    table = run_kser("predict", f"--export_dir={exported}", "--format=csv", str(empty))
+    assert table.returncode == 1 and "no audio files" in list(csv.DictReader(io.StringIO(table.stdout)))[0]["error"]
 
 
 def test_cli_errors_are_one_line(tmp_path):
@@ -324,6 +364,7 @@ def test_cli_errors_are_one_line(tmp_path):
     )
     assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}", "x.wav"), EXPORT_INFO_FILE)
     assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}"), "no audio files")
+    assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}", f"--output={tmp_path / 'no' / 'x.tsv'}", "x.wav"), "does not exist")
     assert not (tmp_path / "out").exists()
 
 
