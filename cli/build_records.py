@@ -6,6 +6,7 @@ from absl import flags
 
 from kser.audio import DECODERS
 import dataclasses
+import sys
 
 from kser.config import DEFAULT_PREPROCESSING, PREPROCESSING, BuildConfig, RecordsConfig, SplitConfig
 from kser.layouts import available_layouts, layout_example
@@ -69,6 +70,9 @@ def config_from_flags() -> BuildConfig:
     )
 
 
+MAX_WARNING_LINES = 20
+
+
 def summary(result) -> str:
     manifest = result.manifest
     lines = [
@@ -99,3 +103,8 @@ def main(argv: list[str]) -> None:
 
     result = build_records(config_from_flags())
     print(summary(result))
+    warnings = result.manifest["warnings"]
+    for warning in warnings[:MAX_WARNING_LINES]:
+        print(f"{argv[0]}: warning: {warning['message']}", file=sys.stderr)
+    if len(warnings) > MAX_WARNING_LINES:
+        print(f"{argv[0]}: ... and {len(warnings) - MAX_WARNING_LINES} more warning(s) in manifest.json", file=sys.stderr)

@@ -8,8 +8,10 @@ for resampling; ``decoder="tfio"`` forces it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import re
 
 import numpy as np
 
@@ -20,12 +22,25 @@ from kser.tfio_support import load_tfio
 DECODERS = ("auto", "soundfile", "tfio")
 
 
+@dataclasses.dataclass(frozen=True)
+class DecodedAudio:
+    samples: np.ndarray  # float32 mono at the asked rate
+    source_rate: int
+    warnings: tuple[str, ...] = ()  # usable, but not all there (e.g. a truncated file)
+
+
 def read_audio(path: str, sample_rate: int, decoder: str = "auto") -> tuple[np.ndarray, int]:
     """Decode ``path`` to float32 mono at ``sample_rate``; returns (samples, source rate).
 
     Raises SkipClip with the reason when the file is empty, unreadable, not audio, has no
     samples or holds NaN/inf.
     """
+    decoded = decode_audio(path, sample_rate, decoder)
+    return decoded.samples, decoded.source_rate
+
+
+def decode_audio(path: str, sample_rate: int, decoder: str = "auto") -> DecodedAudio:
+    """:func:`read_audio` that also says what was odd about a file it could use (truncation)."""
     if decoder not in DECODERS:
         raise KserError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
     try:
@@ -35,13 +50,14 @@ def read_audio(path: str, sample_rate: int, decoder: str = "auto") -> tuple[np.n
     if size == 0:
         raise SkipClip("empty file (0 bytes)")
 
+    warnings: tuple[str, ...] = ()
     if decoder == "tfio":
         if load_tfio() is None:
             raise KserError("decoder 'tfio' asked for, but tensorflow-io's kernels do not load here (pip install 'kser[tfio]')")
         samples, source_rate = _decode_tfio(path)
     else:
         try:
-            samples, source_rate = _decode_soundfile(path)
+            samples, source_rate, warnings = _decode_soundfile(path)
         except SkipClip:
             if decoder == "soundfile" or load_tfio() is None:
                 raise
@@ -55,19 +71,34 @@ def read_audio(path: str, sample_rate: int, decoder: str = "auto") -> tuple[np.n
     if source_rate != sample_rate:
         use_tfio = decoder != "soundfile" and load_tfio() is not None
         mono = resample(mono, source_rate, sample_rate, use_tfio=use_tfio)
-    return mono, source_rate
+    return DecodedAudio(mono, source_rate, warnings)
 
 
-def _decode_soundfile(path: str) -> tuple[np.ndarray, int]:
+# libsndfile's description of a file whose header promises more data than the file holds,
+# e.g. "data : 96000 (should be 47979)" for a WAV cut short in a copy or download.
+_SHORT_CHUNK = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _decode_soundfile(path: str) -> tuple[np.ndarray, int, tuple[str, ...]]:
     import soundfile
 
     try:
-        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        with soundfile.SoundFile(path) as audio:
+            promised = audio.frames
+            samples = audio.read(dtype="float32", always_2d=True)
+            rate, extra = audio.samplerate, audio.extra_info
     except soundfile.LibsndfileError as error:
         raise SkipClip(f"not a readable audio file ({error.error_string})") from None
     except (RuntimeError, ValueError, TypeError) as error:
         raise SkipClip(f"not a readable audio file ({error})") from None
-    return samples, int(rate)
+    warnings = []
+    short = _SHORT_CHUNK.search(extra or "")
+    if short:
+        header, present = int(short.group(2)), int(short.group(3))
+        warnings.append(f"truncated: its header promises {header} bytes of audio, the file holds {present}; the rest is missing")
+    elif samples.shape[0] < promised:
+        warnings.append(f"truncated: read {samples.shape[0]} of the {promised} frames its header promises")
+    return samples, int(rate), tuple(warnings)
 
 
 def _decode_tfio(path: str) -> tuple[np.ndarray, int]:

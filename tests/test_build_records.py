@@ -221,3 +221,40 @@ def test_real_ravdess_clips_build_with_the_ravdess_layout(tmp_path):
     rows = read_split(result.output_dir, "test")
     assert all(np.isfinite(row["waveform"]).all() and row["waveform"].std() > 0.5 for row in rows)
     assert all(row["source_samples"] > 3 * 16_000 for row in rows)  # RAVDESS clips are 3.1-5 s long
+
+
+def test_a_successful_build_warns_about_what_a_user_should_know(tmp_path):
+    """Near-duplicate labels, classes missing from a split, small splits, truncated and long files:
+    each one manifest warning with a one-line message, and the build still succeeds."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["path,label,speaker"]
+    for speaker in range(6):
+        for label, frequency in (("ANG", 200), ("ang ", 300), ("SAD", 400)):
+            name = f"s{speaker}_{label.strip()}_{frequency}.wav"
+            soundfile.write(data / name, tone(0.6, frequency), 16_000)
+            rows.append(f"{name},{label},s{speaker}")
+    soundfile.write(data / "one.wav", tone(0.6, 500), 16_000)  # a class of one clip: absent from two splits
+    rows.append("one.wav,angry,s2")
+    soundfile.write(data / "long.wav", tone(6.0, 250), 16_000)  # cut by 5.5 s to fit 0.5 s
+    rows.append("long.wav,SAD,s0")
+    soundfile.write(data / "full.wav", tone(1.0, 250), 16_000, subtype="PCM_16")
+    whole = (data / "full.wav").read_bytes()
+    (data / "truncated.wav").write_bytes(whole[: len(whole) // 2])
+    (data / "full.wav").unlink()
+    rows.append("truncated.wav,ANG,s1")
+    (data / "labels.csv").write_text("\n".join(rows) + "\n")
+
+    result = build_records(config_for(data, tmp_path / "out", layout="csv"), progress_stream=open("/dev/null", "w"))
+    warnings = result.manifest["warnings"]
+    kinds = collections.Counter(w["kind"] for w in warnings)
+    assert kinds["near_duplicate_labels"] == 1 and kinds["long_clips"] == 1 and kinds["clip"] == 1
+    assert kinds["small_split"] == 3  # 21 clips in all: every split is under the minimum
+    empty = [w for w in warnings if w["kind"] == "empty_class"]
+    assert len(empty) == 2 and all(w["labels"] == ["angry"] for w in empty)
+    by_kind = {w["kind"]: w for w in warnings}
+    assert by_kind["near_duplicate_labels"]["labels"] == ["ANG", "ang"]
+    assert by_kind["long_clips"]["count"] == 1 and by_kind["long_clips"]["longest"]["seconds"] == 6.0
+    assert "truncated" in by_kind["clip"]["message"] and by_kind["clip"]["path"].endswith("truncated.wav")
+    assert all("\n" not in w["message"] for w in warnings)
+    assert result.manifest["total_clips"] == 21  # warned clips are used, not skipped

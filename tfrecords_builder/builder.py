@@ -27,7 +27,7 @@ from kser.quiet import tensorflow
 from kser.records import ENCODINGS, file_sha256, make_example
 from kser.splits import split_clips
 from kser_tfrecords_builder import state
-from kser_tfrecords_builder.manifest import make_manifest
+from kser_tfrecords_builder.manifest import LONG_CUT_SECONDS, make_manifest
 from kser_tfrecords_builder.plan import ShardPlan, plan_shards
 from kser_tfrecords_builder.worker import ClipResult, ClipTask, process_clip
 
@@ -138,6 +138,9 @@ def _write_shard(
     speaker_class_counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     skipped: list[dict[str, str]] = []
     silent: list[str] = []
+    warned: list[dict[str, str]] = []
+    long_clips: list[dict[str, Any]] = []
+    rate = config.audio.sample_rate
     try:
         with tf.io.TFRecordWriter(str(temp)) as writer:
             for _ in plan.clips:
@@ -163,6 +166,9 @@ def _write_shard(
                 speaker_class_counts[result.clip.speaker][result.clip.label] += 1
                 if result.silent:
                     silent.append(result.clip.path)
+                warned += [{"path": result.clip.path, "reason": warning} for warning in result.warnings]
+                if result.source_samples - config.audio.clip_samples > LONG_CUT_SECONDS * rate:
+                    long_clips.append({"path": result.clip.path, "seconds": round(result.source_samples / rate, 3)})
         receipt = state.Receipt(
             name=plan.name,
             records=sum(sum(counts.values()) for counts in speaker_class_counts.values()),
@@ -171,6 +177,8 @@ def _write_shard(
             speaker_class_counts={speaker: dict(sorted(counts.items())) for speaker, counts in sorted(speaker_class_counts.items())},
             skipped=skipped,
             silent=silent,
+            warned=warned,
+            long_clips=long_clips,
         )
         state.save_receipt(output, receipt)
         commit(temp, final)

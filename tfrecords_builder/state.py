@@ -93,6 +93,11 @@ class Receipt:
     speaker_class_counts: dict[str, dict[str, int]]  # speaker -> label -> clips
     skipped: list[dict[str, str]]
     silent: list[str]
+    # Used clips worth a warning: {"path", "reason"} (e.g. truncated files), and the source length
+    # of every clip, {"path", "seconds"}, that was cut by more than manifest.LONG_CUT_SECONDS.
+    # Defaults keep receipts written before these fields readable.
+    warned: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    long_clips: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def _receipt_path(output: Path, shard: str) -> Path:

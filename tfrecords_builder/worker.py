@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from kser.audio import read_audio
+from kser.audio import decode_audio
 from kser.config import AudioConfig
 from kser.errors import SkipClip
 from kser.layouts import ClipSource
@@ -33,14 +33,15 @@ class ClipResult:
     source_samples: int = 0
     silent: bool = False
     skip_reason: str | None = None
+    warnings: tuple[str, ...] = ()  # used, but the file was odd (truncated)
 
 
 def process_clip(task: ClipTask) -> ClipResult:
     """Prepare one clip; a bad file becomes a ClipResult with its skip reason, never an exception."""
     try:
-        samples, _ = read_audio(task.clip.path, task.audio.sample_rate, task.decoder)
+        decoded = decode_audio(task.clip.path, task.audio.sample_rate, task.decoder)
     except SkipClip as skip:
         return ClipResult(task.clip, skip_reason=str(skip))
-    prepared = prepare(samples, task.audio, clip_rng(task.seed, task.clip.clip_id))
+    prepared = prepare(decoded.samples, task.audio, clip_rng(task.seed, task.clip.clip_id))
     waveform, scale = encode_waveform(prepared.samples, task.encoding)
-    return ClipResult(task.clip, waveform, scale, prepared.source_samples, prepared.silent)
+    return ClipResult(task.clip, waveform, scale, prepared.source_samples, prepared.silent, warnings=decoded.warnings)
