@@ -363,6 +363,7 @@ def _csv(root: Path, options: LayoutOptions):
     if not listing.is_file():
         raise KserError(f"csv layout needs a listing file: {listing} not found (set --csv)")
     clips, skipped = [], []
+    first_line: dict[str, tuple[int, str]] = {}  # resolved path -> (line, label) of its first row
     with open(listing, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or [])
@@ -377,5 +378,12 @@ def _csv(root: Path, options: LayoutOptions):
             path = path if path.is_absolute() else listing.parent / path
             clip_id = Path(row["path"].strip()).with_suffix("").as_posix()
             speaker = (row.get("speaker") or "").strip() or UNKNOWN_SPEAKER
-            clips.append(ClipSource(str(path), row["label"].strip(), speaker, clip_id))
+            label = row["label"].strip()
+            key = os.path.normpath(path)
+            if key in first_line:
+                line, first_label = first_line[key]
+                same = "again" if first_label == label else f"as {label!r} but line {line} says {first_label!r}"
+                raise KserError(f"{where} lists {path} {same} (first at line {line}); list each file once")
+            first_line[key] = (line_number, label)
+            clips.append(ClipSource(str(path), label, speaker, clip_id))
     return clips, skipped

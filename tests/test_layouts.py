@@ -72,6 +72,17 @@ def test_csv_layout_reads_listing_relative_to_its_folder(tmp_path):
     assert scan.skipped[0].path.endswith("labels.csv:4")
 
 
+@pytest.mark.parametrize(
+    "second, message",
+    [("audio/./a.wav,calm", "labels.csv:3 lists .* again \\(first at line 2\\)"),
+     ("audio/a.wav,angry", "labels.csv:3 lists .* as 'angry' but line 2 says 'calm'")],
+)
+def test_csv_layout_refuses_a_file_listed_twice(tmp_path, second, message):
+    (tmp_path / "labels.csv").write_text(f"path,label\naudio/a.wav,calm\n{second}\n")
+    with pytest.raises(KserError, match=message):
+        layouts.scan(tmp_path, "csv")
+
+
 def test_csv_layout_needs_path_and_label_columns(tmp_path):
     (tmp_path / "labels.csv").write_text("file,emotion\na.wav,calm\n")
     with pytest.raises(KserError, match="path,label"):
