@@ -37,6 +37,7 @@ from kser.config import CrossValidationConfig, FeatureConfig, TrainConfig, to_di
 from kser.data import Subset, speaker_class_counts, subset_to_json
 from kser.records_info import RecordsInfo, read_records_info
 from kser.errors import KserError
+from kser.output_dirs import check_writable, make_dir
 from kser.metrics import metrics_from_confusion
 from kser.records import MANIFEST_FILE, file_sha256
 from kser.splits import SPLITS, speaker_folds
@@ -83,7 +84,7 @@ def mean_sd(values: list[float]) -> dict[str, float]:
 
 def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool) -> None:
     """Fresh, resumable (same definition) or refused; --overwrite clears kser's cross-validation files."""
-    model_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(model_dir, "model directory")
     config_file = model_dir / CV_CONFIG_FILE
     previous = json.loads(config_file.read_text()) if config_file.is_file() else None
     if previous == definition:
@@ -119,7 +120,7 @@ def cross_validate(
     from kser.training import check_config, resolve_config
 
     check_config(config)  # before the records, folds and (slow) Keras import: plain mistakes first
-    records_dir, model_dir = Path(records_dir), Path(model_dir)
+    records_dir, model_dir = Path(records_dir), check_writable(model_dir, "model directory")
     records = read_records_info(records_dir)
     folds = make_folds(speaker_folds(speaker_class_counts(records), cv.folds, cv.seed))
     if cv.max_folds is not None:

@@ -18,6 +18,7 @@ from kser.atomic import write_json, write_text
 from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT
 from kser.data import Subset, make_dataset
 from kser.records_info import read_records_info
+from kser.output_dirs import check_writable, make_dir
 from kser.errors import KserError
 from kser.metrics import classification_metrics, classification_report_text
 from kser.records import MANIFEST_FILE, file_sha256
@@ -96,12 +97,12 @@ def evaluate(
     model_dir, records_dir = Path(model_dir), Path(records_dir)
     info = model_files.load_info(model_dir)
     records = read_records_info(records_dir)
+    output = check_writable(output_dir or model_dir / model_files.EVAL_DIR, "report directory")
     model = model_files.load_model(model_dir)
     subset = Subset.of(split)
     metrics = score(model, info, records_dir, subset, batch_size)
 
-    output = Path(output_dir) if output_dir else model_dir / model_files.EVAL_DIR
-    output.mkdir(parents=True, exist_ok=True)
+    make_dir(output, "report directory")
     report = {
         "split": subset.label,
         "speakers": None if subset.speakers is None else sorted(subset.speakers),

@@ -44,6 +44,7 @@ from typing import Any
 from kser import __version__, atomic
 from kser.config import WINDOW_HOP_SECONDS, to_dict
 from kser.errors import KserError
+from kser.output_dirs import check_writable, make_dir
 from kser.model_dir import INFO_FILE, MODEL_FILE, ModelInfo, load_info, load_model
 
 EXPORT_INFO_FILE = "kser_export.json"
@@ -405,7 +406,7 @@ def export_model(
         raise KserError(f"max_windows_per_step must be >= 1, got {max_windows_per_step}")
     _check_compatible(model, info)
     _check_destination(export_dir, overwrite)
-    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(export_dir.parent, "the folder of --export_dir")
 
     temp = _temp_dir_for(export_dir, "export")
     old = _temp_dir_for(export_dir, "old")
@@ -446,6 +447,7 @@ def export_saved_model(
     info = load_info(model_dir)
     window_plan(info, window_hop_seconds)  # a bad hop fails before the slow model load
     _check_destination(export_abs, overwrite)
+    check_writable(export_abs.parent, "the folder of --export_dir")
     _tf()  # TensorFlow imported quietly before Keras imports it with its native start-up chatter
     try:
         model = load_model(model_dir)

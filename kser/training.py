@@ -21,6 +21,7 @@ from kser.config import RECIPES, AugmentConfig, FeatureConfig, TrainConfig, to_d
 from kser.data import BALANCE_MODES, Subset, make_dataset, split_size, subset_to_json
 from kser.records_info import read_records_info
 from kser.errors import KserError
+from kser.output_dirs import check_writable, make_dir
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE, file_sha256
 
@@ -63,7 +64,7 @@ def build_training_model(core: Any, clip_samples: int, features: FeatureConfig, 
 
 def _prepare_model_dir(model_dir: Path, run: dict[str, Any], overwrite: bool) -> None:
     """Fresh, resumable (same run, backup present) or refused; --overwrite clears kser's files."""
-    model_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(model_dir, "model directory")
     config_file = model_dir / _TRAIN_CONFIG
     previous = json.loads(config_file.read_text()) if config_file.is_file() else None
     finished = (model_dir / model_files.INFO_FILE).is_file()
@@ -219,7 +220,7 @@ def train(
     # Checks that need neither TensorFlow nor Keras come first: a plain mistake is reported in
     # well under a second instead of after their 7-9 s import.
     check_config(config)
-    records_dir, model_dir = Path(records_dir), Path(model_dir)
+    records_dir, model_dir = Path(records_dir), check_writable(model_dir, "model directory")
     records = read_records_info(records_dir)
     label_names = list(records.label_names)
     train_on, validate_on = Subset.of(train_on), Subset.of(validate_on)

@@ -1,5 +1,7 @@
 """The command line gives one clear line for bad input, never a traceback."""
 
+from pathlib import Path
+
 import pytest
 
 from kser_cli.main import COMMANDS
@@ -139,3 +141,21 @@ def test_installed_top_level_import_names_are_all_kser_s_own(tmp_path):
     code = "import kser_cli.main, kser_tfrecords_builder; print(kser_cli.main.__name__)"
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "kser_cli.main", result.stderr
+
+
+def test_unusable_output_folders_are_one_line_errors(tmp_path):
+    """Rows 3-5 of the bad-input table: an output under a file, a file as the folder, /proc."""
+    write_crema_d(tmp_path / "data", actors=3, sentences=("DFA",))
+    blocker = tmp_path / "file"
+    blocker.write_text("user data")
+    build = ["build-records", f"--data_dir={tmp_path / 'data'}", "--clip_seconds=0.5"]
+    assert_one_line_error(run_kser(*build, f"--output_dir={blocker / 'sub'}"), "is a file, not a folder")
+    assert_one_line_error(run_kser(*build, f"--output_dir={blocker}"), "is a file, not a folder")
+    if Path("/proc/self").is_dir():
+        assert_one_line_error(run_kser(*build, "--output_dir=/proc/kser-test"), "/proc/kser-test")
+    built = run_kser(*build, f"--output_dir={tmp_path / 'records'}")
+    assert built.returncode == 0, built.stderr
+    for command in ("train", "cross-validate"):
+        result = run_kser(command, f"--records_dir={tmp_path / 'records'}", f"--model_dir={blocker}")
+        assert_one_line_error(result, "model directory", "is a file, not a folder")
+    assert blocker.read_text() == "user data"

@@ -22,6 +22,7 @@ from kser.atomic import commit, temp_path_for, write_json
 from kser.audio import DECODERS
 from kser.config import BuildConfig
 from kser.errors import KserError
+from kser.output_dirs import check_writable
 from kser.progress import Progress
 from kser.quiet import tensorflow
 from kser.records import ENCODINGS, file_sha256, make_example
@@ -57,6 +58,7 @@ def _validate(config: BuildConfig) -> None:
         raise KserError(f"noise level must be >= 0, got {config.audio.noise_level}")
     if config.records.shard_size_mb <= 0:
         raise KserError(f"shard size must be positive, got {config.records.shard_size_mb} MB")
+    check_writable(config.output_dir, "output directory")
 
 
 def build_records(config: BuildConfig, progress_stream: TextIO | None = None) -> BuildResult:

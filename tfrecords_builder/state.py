@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import kser
+from kser.output_dirs import make_dir
 from kser import atomic
 from kser.config import BuildConfig, to_dict
 from kser.errors import KserError
@@ -57,9 +58,7 @@ def _own_files(output: Path) -> list[Path]:
 
 def prepare_output_dir(output: Path, expected: dict[str, Any], overwrite: bool) -> bool:
     """Make ``output`` ready; True when an earlier build with the same fingerprint is resumed."""
-    if output.exists() and not output.is_dir():
-        raise KserError(f"output directory {output} exists and is not a directory")
-    output.mkdir(parents=True, exist_ok=True)
+    make_dir(output, "output directory")
     atomic.remove_stale_temps(output)
     state = output / STATE_DIR / _FINGERPRINT
     previous = json.loads(state.read_text()) if state.is_file() else None

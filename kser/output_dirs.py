@@ -1,0 +1,54 @@
+"""The folders kser writes into: checked before any work starts, one clear line when unusable.
+
+A folder under a regular file, on a read-only or special filesystem (``/proc``), or where the
+user may not write would otherwise surface as an ``OSError`` traceback from deep inside a build
+or a training run, after minutes of work. ``check_writable`` creates nothing, so a command that
+fails validation leaves no trace that could block its corrected retry.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from kser.errors import KserError
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return candidate
+    return Path(path.anchor or ".")
+
+
+def _probe(folder: Path, what: str, target: Path) -> None:
+    """Write and delete a hidden file in ``folder``: the only sure test (root ignores mode bits)."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".kser-probe-", dir=folder)
+    except OSError as error:
+        raise KserError(f"{what} {target} cannot be written: {folder}: {error.strerror or error}") from None
+    os.close(handle)
+    os.unlink(name)
+
+
+def check_writable(path: str | os.PathLike, what: str) -> Path:
+    """KserError unless ``path`` is a folder kser can write in, or one it could create; creates nothing."""
+    target = Path(path).absolute()
+    existing = _nearest_existing(target)
+    if not existing.is_dir():
+        where = "is a file" if existing.exists() else "is a broken link"
+        detail = f"it {where}" if existing == target else f"{existing} {where}"
+        raise KserError(f"{what} {target} cannot be used: {detail}, not a folder")
+    _probe(existing, what, target)
+    return target
+
+
+def make_dir(path: str | os.PathLike, what: str) -> Path:
+    """Create ``path`` (and its parents) after :func:`check_writable`; KserError if that fails."""
+    target = check_writable(path, what)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # e.g. /proc, where even root cannot create folders
+        raise KserError(f"{what} {target} cannot be created: {error.strerror or error}") from None
+    return target
