@@ -16,10 +16,13 @@ import re
 import numpy as np
 
 from kser.errors import KserError, SkipClip
-from kser.quiet import tensorflow
+from kser.quiet import silenced_stderr, tensorflow
 from kser.tfio_support import load_tfio
 
 DECODERS = ("auto", "soundfile", "tfio")
+# Telephone speech is sampled at 8 kHz; at under 4 kHz nothing above 2 kHz survives, and most of
+# what tells emotions apart is gone. A file that claims such a rate is broken or not speech.
+MIN_SOURCE_RATE = 4_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +68,8 @@ def decode_audio(path: str, sample_rate: int, decoder: str = "auto") -> DecodedA
 
     if samples.shape[0] == 0:
         raise SkipClip("no audio samples (zero length)")
+    if source_rate < MIN_SOURCE_RATE:
+        raise SkipClip(f"sample rate {source_rate} Hz is too low for speech (under {MIN_SOURCE_RATE} Hz)")
     if not np.all(np.isfinite(samples)):
         raise SkipClip("audio contains NaN or infinite samples")
     mono = samples.mean(axis=1, dtype=np.float64).astype(np.float32) if samples.shape[1] > 1 else samples[:, 0]
@@ -82,8 +87,8 @@ _SHORT_CHUNK = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", 
 def _decode_soundfile(path: str) -> tuple[np.ndarray, int, tuple[str, ...]]:
     import soundfile
 
-    try:
-        with soundfile.SoundFile(path) as audio:
+    try:  # silenced: libmpg123 prints its own notes on a damaged MP3 straight to fd 2
+        with silenced_stderr(), soundfile.SoundFile(path) as audio:
             promised = audio.frames
             samples = audio.read(dtype="float32", always_2d=True)
             rate, extra = audio.samplerate, audio.extra_info
