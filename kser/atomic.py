@@ -16,6 +16,11 @@ def temp_path_for(final: str | os.PathLike) -> Path:
     return final.with_name(f".{final.name}.{os.getpid()}{TEMP_SUFFIX}")
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of kser's hidden temporaries (see temp_path_for)."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
 def commit(temp: str | os.PathLike, final: str | os.PathLike) -> None:
     """Flush ``temp`` to disk and atomically rename it to ``final``."""
     with open(temp, "rb+") as handle:

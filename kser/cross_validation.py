@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ from kser.config import CrossValidationConfig, FeatureConfig, TrainConfig, to_di
 from kser.data import Subset, speaker_class_counts, subset_to_json
 from kser.records_info import RecordsInfo, read_records_info
 from kser.errors import KserError
-from kser.output_dirs import check_writable, make_dir
+from kser.output_dirs import check_writable, make_dir, refuse_foreign_entries
 from kser.metrics import metrics_from_confusion
 from kser.records import MANIFEST_FILE, file_sha256
 from kser.splits import SPLITS, speaker_folds
@@ -45,6 +46,7 @@ from kser.splits import SPLITS, speaker_folds
 CV_CONFIG_FILE = "cv_config.json"
 CV_REPORT_FILE = "cv_report.json"
 FOLD_FILE = "cv_fold.json"
+CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 HEADLINE_METRICS = ("accuracy", "uar", "macro_f1")
 
 
@@ -92,12 +94,25 @@ def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool) -> No
     if any(model_dir.iterdir()) and not overwrite:
         reason = "a cross-validation with other settings" if previous is not None else "other files"
         raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
-    for path in model_dir.glob("fold-*"):
-        if path.is_dir():
-            shutil.rmtree(path)
-    for name in (CV_CONFIG_FILE, CV_REPORT_FILE, "confusion_matrix.png"):
-        (model_dir / name).unlink(missing_ok=True)
+    from kser.training import is_training_entry
+
+    refuse_foreign_entries(model_dir, _is_cv_entry)
+    for path in model_dir.iterdir():
+        if _FOLD_NAME.fullmatch(path.name):
+            refuse_foreign_entries(path, lambda entry: is_training_entry(entry) or entry.name == FOLD_FILE)
+    for path in model_dir.iterdir():
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     write_json(config_file, definition)
+
+
+_FOLD_NAME = re.compile(r"fold-\d+")
+
+
+def _is_cv_entry(path: Path) -> bool:
+    """Whether ``path``, in a cross-validation directory, is something ``kser cross-validate`` writes."""
+    if _FOLD_NAME.fullmatch(path.name):
+        return path.is_dir() and not path.is_symlink()
+    return path.name in (CV_CONFIG_FILE, CV_REPORT_FILE, CONFUSION_MATRIX_FILE)
 
 
 def cross_validate(
@@ -192,7 +207,7 @@ def cross_validate(
     confusion_matrix_png(
         np.asarray(report["pooled"]["confusion_matrix"]),
         records.label_names,
-        model_dir / "confusion_matrix.png",
+        model_dir / CONFUSION_MATRIX_FILE,
         title=f"{config.arch}, {cv.folds}-fold speaker CV (pooled over {len(folds)} folds)",
     )
     return report

@@ -44,7 +44,7 @@ from typing import Any
 from kser import __version__, atomic
 from kser.config import WINDOW_HOP_SECONDS, to_dict
 from kser.errors import KserError
-from kser.output_dirs import check_writable, make_dir
+from kser.output_dirs import check_writable, make_dir, refuse_foreign_entries
 from kser.model_dir import INFO_FILE, MODEL_FILE, ModelInfo, load_info, load_model
 
 EXPORT_INFO_FILE = "kser_export.json"
@@ -381,10 +381,9 @@ def _check_destination(export_dir: Path, overwrite: bool) -> None:
             return
         if not overwrite:
             raise KserError(f"{export_dir} is not empty; choose another export_dir or pass --overwrite to replace it")
-        foreign = [name for name in entries if name not in _EXPORT_ENTRIES]
-        if foreign or EXPORT_INFO_FILE not in entries:
-            named = f"it holds {foreign[0]!r}, which kser did not write" if foreign else f"it has no {EXPORT_INFO_FILE}"
-            raise KserError(f"--overwrite replaces only a kser export, and {export_dir} is not one: {named}")
+        refuse_foreign_entries(export_dir, lambda path: path.name in _EXPORT_ENTRIES)
+        if EXPORT_INFO_FILE not in entries:
+            raise KserError(f"--overwrite replaces only a kser export, and {export_dir} is not one: it has no {EXPORT_INFO_FILE}")
 
 
 def export_model(

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
+from kser.atomic import is_temp_name
 from kser.errors import KserError
 
 
@@ -42,6 +44,20 @@ def check_writable(path: str | os.PathLike, what: str) -> Path:
         raise KserError(f"{what} {target} cannot be used: {detail}, not a folder")
     _probe(existing, what, target)
     return target
+
+
+def refuse_foreign_entries(folder: Path, is_own: Callable[[Path], bool]) -> None:
+    """For --overwrite: KserError naming the first entry of ``folder`` that kser did not write.
+
+    Replacing a folder's content deletes it, so --overwrite may only replace what kser wrote,
+    recognised by name (and kser's own hidden temporaries from a killed run).
+    """
+    foreign = sorted(path.name for path in folder.iterdir() if not (is_own(path) or is_temp_name(path.name)))
+    if foreign:
+        raise KserError(
+            f"--overwrite replaces only what kser wrote, and {folder} also holds {foreign[0]!r}; "
+            "move it away or choose another folder"
+        )
 
 
 def make_dir(path: str | os.PathLike, what: str) -> Path:

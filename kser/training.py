@@ -21,7 +21,7 @@ from kser.config import RECIPES, AugmentConfig, FeatureConfig, TrainConfig, to_d
 from kser.data import BALANCE_MODES, Subset, make_dataset, split_size, subset_to_json
 from kser.records_info import read_records_info
 from kser.errors import KserError
-from kser.output_dirs import check_writable, make_dir
+from kser.output_dirs import check_writable, make_dir, refuse_foreign_entries
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE, file_sha256
 
@@ -62,6 +62,20 @@ def build_training_model(core: Any, clip_samples: int, features: FeatureConfig, 
     return keras.Model(waveforms, core(x), name=f"{core.name}_on_waveforms")
 
 
+TRAINING_ENTRIES = frozenset(
+    {
+        model_files.MODEL_FILE, model_files.INFO_FILE, model_files.HISTORY_FILE, _TRAIN_CONFIG,
+        model_files.LOGS_DIR, _BACKUP_DIR, model_files.CHECKPOINTS_DIR, model_files.EVAL_DIR,
+    }
+)
+
+
+def is_training_entry(path: Path) -> bool:
+    """Whether ``path``, in a model directory, is something ``kser train`` writes."""
+    temp_model = path.name.startswith(".") and path.suffix == ".keras"  # a killed run's _save_model_atomically
+    return path.name in TRAINING_ENTRIES or temp_model
+
+
 def _prepare_model_dir(model_dir: Path, run: dict[str, Any], overwrite: bool) -> None:
     """Fresh, resumable (same run, backup present) or refused; --overwrite clears kser's files."""
     make_dir(model_dir, "model directory")
@@ -73,10 +87,9 @@ def _prepare_model_dir(model_dir: Path, run: dict[str, Any], overwrite: bool) ->
     if any(model_dir.iterdir()) and not overwrite:
         reason = "a finished training run" if finished else "a training run with other settings" if previous else "other files"
         raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
-    for name in (model_files.MODEL_FILE, model_files.INFO_FILE, model_files.HISTORY_FILE, _TRAIN_CONFIG):
-        (model_dir / name).unlink(missing_ok=True)
-    for name in (model_files.LOGS_DIR, _BACKUP_DIR, model_files.CHECKPOINTS_DIR, model_files.EVAL_DIR):
-        shutil.rmtree(model_dir / name, ignore_errors=True)
+    refuse_foreign_entries(model_dir, is_training_entry)
+    for path in model_dir.iterdir():
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     from kser.atomic import write_json
 
     write_json(config_file, run)

@@ -124,8 +124,15 @@ def test_foreign_files_in_output_dir_are_protected(crema, tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
     with pytest.raises(KserError, match="not from a kser build"):
         build_records(config_for(crema, tmp_path))
-    build_records(config_for(crema, tmp_path, overwrite=True), progress_stream=open("/dev/null", "w"))
+    with pytest.raises(KserError, match="only what kser wrote.*also holds 'precious.txt'"):
+        build_records(config_for(crema, tmp_path, overwrite=True), progress_stream=open("/dev/null", "w"))
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+    (tmp_path / "precious.txt").unlink()
+    build_records(config_for(crema, tmp_path), progress_stream=open("/dev/null", "w"))
+    (tmp_path / "precious.txt").write_text("keep me")  # beside a finished build: --overwrite still refuses
+    with pytest.raises(KserError, match="also holds 'precious.txt'"):
+        build_records(config_for(crema, tmp_path, seed=5, overwrite=True), progress_stream=open("/dev/null", "w"))
+    assert (tmp_path / "precious.txt").read_text() == "keep me" and (tmp_path / "manifest.json").is_file()
 
 
 def test_bad_files_are_skipped_reported_and_the_rest_kept(tmp_path):

@@ -86,6 +86,25 @@ def test_other_settings_in_the_same_model_dir_are_refused(cross_validated, recor
     assert_one_line_error(result, "already holds a cross-validation with other settings")
 
 
+def test_overwrite_refuses_files_kser_did_not_write_even_inside_a_fold(cross_validated, tmp_path):
+    """--overwrite replaces a cross-validation, never a user's file beside it or inside a fold."""
+    import shutil
+
+    from kser.cross_validation import _prepare
+    from kser.errors import KserError
+
+    model_dir = tmp_path / "cv"
+    shutil.copytree(cross_validated[0], model_dir)
+    for place in (model_dir, model_dir / "fold-1"):
+        (place / "mine.txt").write_text("keep")
+        with pytest.raises(KserError, match="only what kser wrote.*also holds 'mine.txt'"):
+            _prepare(model_dir, {"other": "settings"}, overwrite=True)
+        assert (place / "mine.txt").read_text() == "keep" and (model_dir / "fold-0").is_dir()
+        (place / "mine.txt").unlink()
+    _prepare(model_dir, {"other": "settings"}, overwrite=True)
+    assert sorted(p.name for p in model_dir.iterdir()) == ["cv_config.json"]
+
+
 def test_too_many_folds_is_a_one_line_error(records, tmp_path):
     result = run_kser(*cv_command(records, tmp_path / "m", "--folds=7"))
     assert_one_line_error(result, "7 folds need at least 7 speakers")

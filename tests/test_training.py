@@ -97,6 +97,18 @@ def test_finished_run_is_protected_and_label_mismatch_is_refused(records, traine
         evaluate(trained.model_dir, other)
 
 
+def test_overwrite_refuses_a_model_dir_holding_files_kser_did_not_write(records, trained, tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained.model_dir, model_dir)
+    (model_dir / "notes.txt").write_text("mine")
+    before = sorted(p.name for p in model_dir.iterdir())
+    with pytest.raises(KserError, match="only what kser wrote.*also holds 'notes.txt'"):
+        train(tiny_config(), records, model_dir, model_options=TINY, overwrite=True, verbose=0)
+    assert sorted(p.name for p in model_dir.iterdir()) == before  # nothing deleted
+
+
 def test_non_finite_loss_stops_with_a_message(records, tmp_path, monkeypatch):
     import kser.training
     from kser.data import make_dataset

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import kser
-from kser.output_dirs import make_dir
+from kser.output_dirs import make_dir, refuse_foreign_entries
 from kser import atomic
 from kser.config import BuildConfig, to_dict
 from kser.errors import KserError
@@ -52,8 +52,13 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return found
 
 
+def _is_own(path: Path) -> bool:
+    """Whether ``path``, in an output directory, is something build-records writes."""
+    return path.name in (MANIFEST, STATE_DIR) or path.suffix == SHARD_SUFFIX
+
+
 def _own_files(output: Path) -> list[Path]:
-    return [p for p in output.iterdir() if p.name == MANIFEST or p.name == STATE_DIR or p.suffix == SHARD_SUFFIX]
+    return [p for p in output.iterdir() if _is_own(p)]
 
 
 def prepare_output_dir(output: Path, expected: dict[str, Any], overwrite: bool) -> bool:
@@ -74,6 +79,7 @@ def prepare_output_dir(output: Path, expected: dict[str, Any], overwrite: bool) 
                 f"output directory {output} is not empty: it holds {what}; pass --overwrite to replace it "
                 "or choose another --output_dir"
             )
+        refuse_foreign_entries(output, _is_own)
         for path in _own_files(output):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     (output / STATE_DIR / "receipts").mkdir(parents=True, exist_ok=True)
