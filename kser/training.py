@@ -121,8 +121,24 @@ def check_config(config: TrainConfig) -> None:
     for name in ("batch_size", "decay_steps"):
         if getattr(config, name) < 1:
             raise KserError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if config.seed is not None and not 0 <= config.seed < 2**32:
+        raise KserError(f"seed must be between 0 and 2**32 - 1, got {config.seed}")
+    profile_steps(config)
     if config.balance not in BALANCE_MODES:
         raise KserError(f"unknown balance mode {config.balance!r}; choose one of {', '.join(BALANCE_MODES)}")
+
+
+def profile_steps(config: TrainConfig) -> tuple[int, ...] | int:
+    """``--profile_batches`` as TensorBoard wants it: (first, last) steps, or 0 for no profiling."""
+    if not config.profile_batches:
+        return 0
+    try:
+        steps = tuple(int(step) for step in config.profile_batches.split(","))
+    except ValueError:
+        steps = ()
+    if len(steps) not in (1, 2) or min(steps) < 1 or steps != tuple(sorted(steps)):
+        raise KserError(f"profile_batches must be a step or two ascending steps, e.g. 10,20; got {config.profile_batches!r}")
+    return steps if len(steps) == 2 else steps[0]
 
 
 def resolve_config(config: TrainConfig) -> TrainConfig:
@@ -191,7 +207,7 @@ def _callbacks(model_dir: Path, uar: Any, label_names: list[str], config: TrainC
 
     stop_on_non_finite = StopOnNonFinite(monitor=("loss", "val_loss"))
     (model_dir / model_files.CHECKPOINTS_DIR).mkdir(exist_ok=True)
-    profile = tuple(int(step) for step in config.profile_batches.split(",")) if config.profile_batches else 0
+    profile = profile_steps(config)
     callbacks = [
         # First, so that CSVLogger, TensorBoard and EarlyStopping see val_recall_* and val_macro_f1.
         ClassMetrics(None, label_names, log_dir=model_dir / model_files.LOGS_DIR, confusion_metric=uar),

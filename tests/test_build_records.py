@@ -135,6 +135,22 @@ def test_foreign_files_in_output_dir_are_protected(crema, tmp_path):
     assert (tmp_path / "precious.txt").read_text() == "keep me" and (tmp_path / "manifest.json").is_file()
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(audio=AudioConfig(clip_seconds=1e9)), "clip length must be at most 60 s"),
+        (dict(audio=AudioConfig(sample_rate=1)), "sample rate must be between 4000 and 384000 Hz"),
+        (dict(audio=AudioConfig(clip_seconds=0.5, trim_db=-5)), "trim_db must be >= 0"),
+        (dict(seed=-1), "seed must be between 0 and 2..32 - 1"),
+        (dict(workers=-3), "workers must be between 0"),
+    ],
+)
+def test_absurd_numbers_are_refused_before_anything_is_written(crema, tmp_path, overrides, message):
+    with pytest.raises(KserError, match=message):
+        build_records(config_for(crema, tmp_path / "out", **overrides))
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_files_are_skipped_reported_and_the_rest_kept(tmp_path):
     data = tmp_path / "data"
     write_crema_d(data, actors=3, sentences=("DFA",))

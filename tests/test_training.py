@@ -127,6 +127,8 @@ def test_bad_settings_are_refused_before_anything_is_written(records, tmp_path):
     model_dir = tmp_path / "model"
     for config, options, message in (
         (tiny_config(batch_size=0), TINY, "batch_size must be at least 1, got 0"),
+        (tiny_config(seed=-1), TINY, "seed must be between 0 and 2..32 - 1, got -1"),
+        (tiny_config(profile_batches="5,x"), TINY, "profile_batches must be a step or two ascending steps"),
         (tiny_config(), {**TINY, "bogus_key": 3}, "unknown option.s. bogus_key"),
         (tiny_config(), {**TINY, "rnn_units": "many"}, "model_options .* do not suit 'small'"),
     ):

@@ -19,7 +19,7 @@ from typing import Any, Iterator, TextIO
 
 from kser import layouts
 from kser.atomic import commit, temp_path_for, write_json
-from kser.audio import DECODERS
+from kser.audio import DECODERS, MIN_SOURCE_RATE
 from kser.config import BuildConfig
 from kser.errors import KserError
 from kser.output_dirs import check_writable
@@ -47,6 +47,14 @@ class BuildResult:
         return self.clips_processed / self.seconds if self.seconds > 0 else 0.0
 
 
+# Beyond these a value is a typo, not a choice: a minute is longer than any utterance the model
+# sees (and 1e9 s would ask for terabytes), 384 kHz is the highest rate audio hardware records,
+# and more workers than this only adds processes.
+MAX_CLIP_SECONDS = 60.0
+MAX_SAMPLE_RATE = 384_000
+MAX_WORKERS = 256
+
+
 def _validate(config: BuildConfig) -> None:
     if config.records.waveform_encoding not in ENCODINGS:
         raise KserError(f"unknown waveform encoding {config.records.waveform_encoding!r}; choose one of {', '.join(ENCODINGS)}")
@@ -54,8 +62,18 @@ def _validate(config: BuildConfig) -> None:
         raise KserError(f"unknown decoder {config.decoder!r}; choose one of {', '.join(DECODERS)}")
     if config.audio.sample_rate <= 0 or config.audio.clip_seconds <= 0:
         raise KserError("sample rate and clip length must be positive")
+    if not MIN_SOURCE_RATE <= config.audio.sample_rate <= MAX_SAMPLE_RATE:
+        raise KserError(f"sample rate must be between {MIN_SOURCE_RATE} and {MAX_SAMPLE_RATE} Hz, got {config.audio.sample_rate}")
+    if config.audio.clip_seconds > MAX_CLIP_SECONDS:
+        raise KserError(f"clip length must be at most {MAX_CLIP_SECONDS:g} s (one utterance), got {config.audio.clip_seconds:g}")
     if config.audio.noise_level < 0:
         raise KserError(f"noise level must be >= 0, got {config.audio.noise_level}")
+    if config.audio.trim_db < 0:
+        raise KserError(f"trim_db must be >= 0 (0 turns trimming off), got {config.audio.trim_db:g}")
+    if not 0 <= config.seed < 2**32:
+        raise KserError(f"seed must be between 0 and 2**32 - 1, got {config.seed}")
+    if not 0 <= config.workers <= MAX_WORKERS:
+        raise KserError(f"workers must be between 0 (one per CPU) and {MAX_WORKERS}, got {config.workers}")
     if config.records.shard_size_mb <= 0:
         raise KserError(f"shard size must be positive, got {config.records.shard_size_mb} MB")
     check_writable(config.output_dir, "output directory")
