@@ -39,6 +39,7 @@ from kser.data import Subset, speaker_class_counts, subset_to_json
 from kser.records_info import RecordsInfo, read_records_info
 from kser.errors import KserError
 from kser.output_dirs import check_writable, make_dir, refuse_foreign_entries
+from kser.run_config import read_run_config
 from kser.metrics import metrics_from_confusion
 from kser.records import MANIFEST_FILE, file_sha256
 from kser.splits import SPLITS, speaker_folds
@@ -108,6 +109,19 @@ def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool) -> No
 _FOLD_NAME = re.compile(r"fold-\d+")
 
 
+def _check_fold_run(directory: Path, config: TrainConfig, model_options: dict[str, Any]) -> None:
+    """A fold trained (or being trained) with other settings than this cross-validation's is an
+    error, not a result: its RunConfig is read back and compared."""
+    run = read_run_config(directory)
+    if run is None:
+        return
+    if run.train != config or dict(run.model_options) != model_options:
+        raise KserError(
+            f"{directory} was trained with other settings than this cross-validation asks for; "
+            "pass --overwrite to start the cross-validation again"
+        )
+
+
 def _is_cv_entry(path: Path) -> bool:
     """Whether ``path``, in a cross-validation directory, is something ``kser cross-validate`` writes."""
     if _FOLD_NAME.fullmatch(path.name):
@@ -164,13 +178,14 @@ def cross_validate(
     for fold in folds:
         directory = fold_dir(model_dir, fold.index)
         done = directory / FOLD_FILE
+        seed = base_seed + fold.index
+        _check_fold_run(directory, dataclasses.replace(config, seed=seed), model_options or {})
         if done.is_file():
             log(f"fold {fold.index}: already finished, kept")
             results.append(json.loads(done.read_text()))
             continue
         log(f"fold {fold.index}/{cv.folds}: test speakers {' '.join(fold.test)}, validation {' '.join(fold.validation)}")
         started = time.monotonic()
-        seed = base_seed + fold.index
         if not (directory / model_files.INFO_FILE).is_file():  # not trained yet, or interrupted: train (resumes)
             train(
                 dataclasses.replace(config, seed=seed),

@@ -15,10 +15,11 @@ import numpy as np
 
 from kser import model_dir as model_files
 from kser.atomic import write_json, write_text
-from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT
+from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT, to_dict
 from kser.data import Subset, make_dataset
 from kser.records_info import read_records_info
 from kser.output_dirs import check_writable, make_dir
+from kser.run_config import read_run_config
 from kser.errors import KserError
 from kser.metrics import classification_metrics, classification_report_text
 from kser.records import MANIFEST_FILE, file_sha256
@@ -79,6 +80,14 @@ def score(model: Any, info: model_files.ModelInfo, records_dir: Path, split: str
     return {**metrics, "clips": int(y_true.size), "classes_present": present}
 
 
+def trained_with(model_dir: Path, info: model_files.ModelInfo) -> dict[str, Any]:
+    """The resolved training settings of the run in ``model_dir`` (from its RunConfig)."""
+    run = read_run_config(model_dir)
+    if run is not None:
+        return to_dict(run.train)
+    return info.extra.get("train", {})  # model directories from before RunConfig kept a copy here
+
+
 def evaluate(
     model_dir: str | Path,
     records_dir: str | Path,
@@ -112,7 +121,7 @@ def evaluate(
             "split_strategy": records.split_strategy,
             "split_fractions": list(records.split_fractions),
             "records_seed": records.seed,
-            "train": info.extra.get("train", {}),
+            "train": trained_with(model_dir, info),
         },
         "records_dir": str(records_dir.resolve()),
         "manifest_sha256": file_sha256(records_dir / MANIFEST_FILE),

@@ -45,6 +45,7 @@ from kser import __version__, atomic
 from kser.config import WINDOW_HOP_SECONDS, to_dict
 from kser.errors import KserError
 from kser.output_dirs import check_writable, make_dir, refuse_foreign_entries
+from kser.run_config import RunConfig, read_run_config
 from kser.model_dir import INFO_FILE, MODEL_FILE, ModelInfo, load_info, load_model
 
 EXPORT_INFO_FILE = "kser_export.json"
@@ -267,9 +268,13 @@ def _check_compatible(model: Any, info: ModelInfo) -> None:
         )
 
 
-def export_metadata(info: ModelInfo, plan: WindowPlan, window_hop_seconds: float) -> dict[str, Any]:
-    """``kser_export.json``: what a client must send and what comes back, without loading the graph."""
+def export_metadata(
+    info: ModelInfo, plan: WindowPlan, window_hop_seconds: float, run: RunConfig | None = None
+) -> dict[str, Any]:
+    """``kser_export.json``: what a client must send and what comes back, without loading the graph,
+    and how the model was trained (``training``: the run's resolved settings; None if unknown)."""
     return {
+        "training": None if run is None else {"train": to_dict(run.train), "model_options": dict(run.model_options)},
         "format": "kser-saved-model",
         "format_version": EXPORT_FORMAT_VERSION,
         "kser_version": __version__,
@@ -393,6 +398,7 @@ def export_model(
     window_hop_seconds: float = DEFAULT_WINDOW_HOP_SECONDS,
     overwrite: bool = False,
     max_windows_per_step: int = DEFAULT_MAX_WINDOWS_PER_STEP,
+    run: RunConfig | None = None,
 ) -> Path:
     """Write ``model`` (features -> probabilities) plus the waveform front end as a SavedModel.
 
@@ -413,7 +419,7 @@ def export_model(
         shutil.rmtree(leftover, ignore_errors=True)
     try:
         _write_saved_model(model, info, temp, plan, max_windows_per_step)
-        atomic.write_json(temp / EXPORT_INFO_FILE, export_metadata(info, plan, window_hop_seconds))
+        atomic.write_json(temp / EXPORT_INFO_FILE, export_metadata(info, plan, window_hop_seconds, run))
         _check_destination(export_dir, overwrite)  # something may have appeared meanwhile
         if export_dir.exists():
             os.rename(export_dir, old)
@@ -444,6 +450,7 @@ def export_saved_model(
     if export_abs == model_abs or export_abs in model_abs.parents:
         raise KserError(f"export_dir {export_dir} would replace the model directory {model_dir}; choose another path")
     info = load_info(model_dir)
+    read_run_config(model_dir)  # a damaged run configuration fails before the slow model load too
     window_plan(info, window_hop_seconds)  # a bad hop fails before the slow model load
     _check_destination(export_abs, overwrite)
     check_writable(export_abs.parent, "the folder of --export_dir")
@@ -455,4 +462,6 @@ def export_saved_model(
     except Exception as error:  # Keras raises a variety of errors for a damaged .keras file
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise KserError(f"cannot load {model_dir / MODEL_FILE}: {message}") from None
-    return export_model(model, info, export_dir, window_hop_seconds=window_hop_seconds, overwrite=overwrite)
+    return export_model(
+        model, info, export_dir, window_hop_seconds=window_hop_seconds, overwrite=overwrite, run=read_run_config(model_dir)
+    )

@@ -3,6 +3,7 @@
     model_dir/
       model.keras         the trained classifier on features [batch, frames, mels, 3] (best weights)
       kser_model.json     ModelInfo: architecture, label names, audio + feature settings, records manifest
+      train_config.json   RunConfig (kser.run_config): everything that defines the run, written once
       history.csv         per-epoch metrics (CSVLogger)
       logs/               TensorBoard (train/ and validation/ runs)
       checkpoints/        per-epoch weights; backup/ lets a killed run resume

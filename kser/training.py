@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from kser import model_dir as model_files
-from kser.config import RECIPES, AugmentConfig, FeatureConfig, TrainConfig, to_dict
-from kser.data import BALANCE_MODES, Subset, make_dataset, split_size, subset_to_json
+from kser.config import RECIPES, AugmentConfig, FeatureConfig, TrainConfig
+from kser.data import BALANCE_MODES, Subset, make_dataset, split_size
 from kser.records_info import read_records_info
+from kser.run_config import RUN_CONFIG_FILE, RunConfig, read_run_json, write_run_config
 from kser.errors import KserError
 from kser.output_dirs import check_writable, make_dir, refuse_foreign_entries
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE, file_sha256
 
 FEATURES_ON = ("auto", "pipeline", "model")
-_TRAIN_CONFIG = "train_config.json"
 _BACKUP_DIR = "backup"
 
 
@@ -64,7 +64,7 @@ def build_training_model(core: Any, clip_samples: int, features: FeatureConfig, 
 
 TRAINING_ENTRIES = frozenset(
     {
-        model_files.MODEL_FILE, model_files.INFO_FILE, model_files.HISTORY_FILE, _TRAIN_CONFIG,
+        model_files.MODEL_FILE, model_files.INFO_FILE, model_files.HISTORY_FILE, RUN_CONFIG_FILE,
         model_files.LOGS_DIR, _BACKUP_DIR, model_files.CHECKPOINTS_DIR, model_files.EVAL_DIR,
     }
 )
@@ -76,13 +76,12 @@ def is_training_entry(path: Path) -> bool:
     return path.name in TRAINING_ENTRIES or temp_model
 
 
-def _prepare_model_dir(model_dir: Path, run: dict[str, Any], overwrite: bool) -> None:
+def _prepare_model_dir(model_dir: Path, run: RunConfig, overwrite: bool) -> None:
     """Fresh, resumable (same run, backup present) or refused; --overwrite clears kser's files."""
     make_dir(model_dir, "model directory")
-    config_file = model_dir / _TRAIN_CONFIG
-    previous = json.loads(config_file.read_text()) if config_file.is_file() else None
+    previous = read_run_json(model_dir)
     finished = (model_dir / model_files.INFO_FILE).is_file()
-    if previous == run and not finished:
+    if previous == run.to_json() and not finished:
         return  # same command again: BackupAndRestore resumes from model_dir/backup
     if any(model_dir.iterdir()) and not overwrite:
         reason = "a finished training run" if finished else "a training run with other settings" if previous else "other files"
@@ -90,9 +89,7 @@ def _prepare_model_dir(model_dir: Path, run: dict[str, Any], overwrite: bool) ->
     refuse_foreign_entries(model_dir, is_training_entry)
     for path in model_dir.iterdir():
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-    from kser.atomic import write_json
-
-    write_json(config_file, run)
+    write_run_config(model_dir, run)
 
 
 def _build_core(arch: str, num_classes: int, input_shape: tuple[int, int, int], options: dict[str, Any]) -> Any:
@@ -268,18 +265,14 @@ def train(
     config = resolve_config(config)
     features_on = resolve_features_on(config.features_on)
     augment_config = config.augmentation if config.augment else None
-    run = json.loads(
-        json.dumps(
-            {
-                "train": to_dict(config),
-                "features": to_dict(features),
-                "model_options": model_options or {},
-                "records_dir": str(records_dir.resolve()),
-                "label_names": label_names,
-                "train_on": subset_to_json(train_on),
-                "validate_on": subset_to_json(validate_on),
-            }
-        )
+    run = RunConfig(
+        train=config,
+        features=features,
+        model_options=model_options or {},
+        records_dir=str(records_dir.resolve()),
+        label_names=tuple(label_names),
+        train_on=train_on,
+        validate_on=validate_on,
     )
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
@@ -333,7 +326,7 @@ def train(
             features=features,
             records_manifest_sha256=manifest_sha,
             records_dir=str(records_dir.resolve()),
-            extra={"features_on": features_on, "train": run["train"]},
+            extra={"features_on": features_on},  # the run itself is in RUN_CONFIG_FILE, once
         ),
     )
     shutil.rmtree(model_dir / _BACKUP_DIR, ignore_errors=True)

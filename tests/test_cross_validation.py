@@ -105,6 +105,24 @@ def test_overwrite_refuses_files_kser_did_not_write_even_inside_a_fold(cross_val
     assert sorted(p.name for p in model_dir.iterdir()) == ["cv_config.json"]
 
 
+def test_a_fold_trained_with_other_settings_is_refused_not_reported(cross_validated, tmp_path):
+    """Each fold's RunConfig is read back: a fold left by other settings is an error, not a row."""
+    import dataclasses
+    import shutil
+
+    from kser.cross_validation import _check_fold_run
+    from kser.errors import KserError
+    from kser.run_config import read_run_config
+
+    fold = tmp_path / "fold-0"
+    shutil.copytree(cross_validated[0] / "fold-0", fold)
+    run = read_run_config(fold)
+    _check_fold_run(fold, run.train, dict(run.model_options))  # the settings it was trained with: fine
+    for train, options in ((dataclasses.replace(run.train, seed=99), dict(run.model_options)), (run.train, {"rnn_units": 3})):
+        with pytest.raises(KserError, match="fold-0 was trained with other settings"):
+            _check_fold_run(fold, train, options)
+
+
 def test_too_many_folds_is_a_one_line_error(records, tmp_path):
     result = run_kser(*cv_command(records, tmp_path / "m", "--folds=7"))
     assert_one_line_error(result, "7 folds need at least 7 speakers")

@@ -426,3 +426,22 @@ def test_kser_predict_fuzzed_inputs(exported, tmp_path):
             assert record["error"], record
     again = predict_files(exported, [r["path"] for r in records])
     assert [p.label for p in again] == [r["label"] for r in records]
+
+
+def test_export_metadata_says_how_the_model_was_trained(trained):
+    from kser.config import TrainConfig, to_dict
+    from kser.data import Subset
+    from kser.export import export_metadata, window_plan
+    from kser.run_config import RunConfig
+
+    _, _, info = trained
+    plan = window_plan(info, 1.0)
+    assert export_metadata(info, plan, 1.0)["training"] is None  # a model directory without a RunConfig
+    run = RunConfig(
+        train=TrainConfig(arch="small").with_recipe(models.recipe("small")), features=info.features,
+        model_options=TINY_SMALL, records_dir="/r", label_names=LABELS,
+        train_on=Subset.of("train"), validate_on=Subset.of("validation"),
+    )
+    training = export_metadata(info, plan, 1.0, run)["training"]
+    assert training == {"train": to_dict(run.train), "model_options": TINY_SMALL}
+    json.dumps(training)

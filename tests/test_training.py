@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from kser import model_dir as model_files
-from kser.config import AudioConfig, BuildConfig, RecordsConfig, SplitConfig, TrainConfig
+from kser.config import AudioConfig, BuildConfig, RecordsConfig, SplitConfig, TrainConfig, to_dict
 from kser.errors import KserError
 from kser.evaluation import evaluate
+from kser.run_config import read_run_config
 from kser.training import train
 from tests.cli_runner import run_kser
 from tests.synthetic import write_crema_d
@@ -217,9 +218,14 @@ def test_recipe_options_train_and_are_recorded(records, tmp_path):
         rows = list(csv.DictReader(handle))
     uar = [float(row["val_uar"]) for row in rows]
     assert result.best_epoch == 1 + max(range(len(uar)), key=lambda epoch: (uar[epoch], -epoch))
-    stored = model_files.load_info(tmp_path).extra["train"]
-    assert stored["schedule"] == "cosine" and stored["monitor"] == "val_uar" and stored["mixup_alpha"] == 0.2
-    assert stored["epochs"] == 3 and stored["decay_rate"] == 0.9  # unset fields come from small's recipe
+    run = read_run_config(tmp_path)
+    stored = run.train
+    assert stored.schedule == "cosine" and stored.monitor == "val_uar" and stored.mixup_alpha == 0.2
+    assert stored.epochs == 3 and stored.decay_rate == 0.9  # unset fields come from small's recipe
+    assert run.model_options == TINY and run.train_on.splits == ("train",)
+    assert "train" not in model_files.load_info(tmp_path).extra  # the run is written once, in RUN_CONFIG_FILE
+    report = evaluate(tmp_path, records, "test")
+    assert report["protocol"]["train"] == to_dict(stored)
 
 
 def test_learning_rate_schedules():
