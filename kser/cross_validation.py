@@ -172,6 +172,10 @@ def cross_validate(
             }
         )
     )
+    # Built once before anything is written: a bad --model_options value fails here, so the
+    # corrected command is not refused as "other settings" by a cv_config.json left behind.
+    model_cost = _model_cost(config.arch, records, features, model_options)
+    _clear_keras_state()
     _prepare(model_dir, definition, overwrite)
 
     results = []
@@ -215,7 +219,7 @@ def cross_validate(
         _clear_keras_state()
 
     report = _report(results, records, definition, command)
-    report["model"] = _model_cost(config.arch, records, features, model_options)
+    report["model"] = model_cost
     write_json(model_dir / CV_REPORT_FILE, report)
     from kser.plots import confusion_matrix_png
 
@@ -231,10 +235,11 @@ def cross_validate(
 def _model_cost(arch: str, records: RecordsInfo, features: FeatureConfig, options: dict[str, Any] | None) -> dict[str, Any]:
     """Parameters and FLOPs per clip of the cross-validated model (built, not trained)."""
     from kser.features import output_frames
-    from kser.models import build, estimate_flops
+    from kser.models import estimate_flops
+    from kser.training import build_core
 
     frames = output_frames(records.clip_samples, features)
-    model = build(arch, num_classes=len(records.label_names), input_shape=(frames, features.n_mels, 3), **(options or {}))
+    model = build_core(arch, len(records.label_names), (frames, features.n_mels, 3), options or {})
     return {"parameters": int(model.count_params()), "gflops_per_clip": round(estimate_flops(model) / 1e9, 4)}
 
 

@@ -92,8 +92,9 @@ def _prepare_model_dir(model_dir: Path, run: RunConfig, overwrite: bool) -> None
     write_run_config(model_dir, run)
 
 
-def _build_core(arch: str, num_classes: int, input_shape: tuple[int, int, int], options: dict[str, Any]) -> Any:
-    """The architecture's model; a --model_options value of the wrong type is a one-line error."""
+def build_core(arch: str, num_classes: int, input_shape: tuple[int, int, int], options: dict[str, Any]) -> Any:
+    """The architecture's model; a --model_options value of the wrong type is a one-line error
+    (an unknown option is the registry's ValueError, which names the options there are)."""
     from kser.models import build
 
     try:
@@ -281,7 +282,7 @@ def train(
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     try:
         input_shape = (output_frames(audio.clip_samples, features), features.n_mels, 3)
-        core = _build_core(config.arch, len(label_names), input_shape, model_options or {})
+        core = build_core(config.arch, len(label_names), input_shape, model_options or {})
         # Only now, with every setting checked and the model built, is anything written: a failed
         # command never leaves a train_config.json that would refuse its corrected retry.
         _prepare_model_dir(model_dir, run, overwrite)

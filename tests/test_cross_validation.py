@@ -123,6 +123,14 @@ def test_a_fold_trained_with_other_settings_is_refused_not_reported(cross_valida
             _check_fold_run(fold, train, options)
 
 
+@pytest.mark.parametrize("options, message", [('{"bogus_key": 3}', "unknown option"), ('{"rnn_units": "many"}', "do not suit 'small'")])
+def test_bad_model_options_fail_before_anything_is_written(records, tmp_path, options, message):
+    """So that the corrected command is not refused as a cross-validation with other settings."""
+    result = run_kser(*cv_command(records, tmp_path / "m", f"--model_options={options}"))
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "m").exists()
+
+
 def test_too_many_folds_is_a_one_line_error(records, tmp_path):
     result = run_kser(*cv_command(records, tmp_path / "m", "--folds=7"))
     assert_one_line_error(result, "7 folds need at least 7 speakers")
