@@ -29,7 +29,7 @@ def _probe(folder: Path, what: str, target: Path) -> None:
     try:
         handle, name = tempfile.mkstemp(prefix=".kser-probe-", dir=folder)
     except OSError as error:
-        raise KserError(f"{what} {target} cannot be written: {folder}: {error.strerror or error}") from None
+        raise KserError(f"{what} {target} cannot be written: {folder} takes no new files ({error.strerror or error})") from None
     os.close(handle)
     os.unlink(name)
 
