@@ -15,6 +15,7 @@ from pathlib import Path
 
 from absl import flags
 
+from kser.output_dirs import check_writable
 from kser.prediction_output import FORMATS
 from kser_cli.common import reports_errors
 from kser.errors import KserError
@@ -36,6 +37,7 @@ def _check_output(path: str | None) -> None:
         raise KserError(f"--output {target} is a folder; give a file name")
     if not target.parent.is_dir():
         raise KserError(f"--output {target}: folder {target.parent} does not exist")
+    check_writable(target.parent, "the folder of --output")  # not only after every file is predicted
 
 
 @reports_errors(allow_args=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -38,7 +37,7 @@ from kser.config import CrossValidationConfig, FeatureConfig, TrainConfig, to_di
 from kser.data import Subset, speaker_class_counts, subset_to_json
 from kser.records_info import RecordsInfo, read_records_info
 from kser.errors import KserError
-from kser.output_dirs import check_writable, make_dir, refuse_foreign_entries
+from kser.output_dirs import check_writable, clear_own_entries, make_dir, refuse_foreign_entries
 from kser.run_config import read_run_config
 from kser.metrics import metrics_from_confusion
 from kser.records import MANIFEST_FILE, file_sha256
@@ -97,12 +96,10 @@ def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool) -> No
         raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
     from kser.training import is_training_entry
 
-    refuse_foreign_entries(model_dir, _is_cv_entry)
-    for path in model_dir.iterdir():
-        if _FOLD_NAME.fullmatch(path.name):
+    for path in model_dir.iterdir():  # fold folders first: clearing the top removes them whole
+        if _FOLD_NAME.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
             refuse_foreign_entries(path, lambda entry: is_training_entry(entry) or entry.name == FOLD_FILE)
-    for path in model_dir.iterdir():
-        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    clear_own_entries(model_dir, _is_cv_entry)
     write_json(config_file, definition)
 
 
@@ -183,7 +180,8 @@ def cross_validate(
         directory = fold_dir(model_dir, fold.index)
         done = directory / FOLD_FILE
         seed = base_seed + fold.index
-        _check_fold_run(directory, dataclasses.replace(config, seed=seed), model_options or {})
+        fold_config = dataclasses.replace(config, seed=seed)
+        _check_fold_run(directory, fold_config, model_options or {})
         if done.is_file():
             log(f"fold {fold.index}: already finished, kept")
             results.append(json.loads(done.read_text()))
@@ -192,7 +190,7 @@ def cross_validate(
         started = time.monotonic()
         if not (directory / model_files.INFO_FILE).is_file():  # not trained yet, or interrupted: train (resumes)
             train(
-                dataclasses.replace(config, seed=seed),
+                fold_config,
                 records_dir,
                 directory,
                 features=features,

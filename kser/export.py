@@ -450,7 +450,7 @@ def export_saved_model(
     if export_abs == model_abs or export_abs in model_abs.parents:
         raise KserError(f"export_dir {export_dir} would replace the model directory {model_dir}; choose another path")
     info = load_info(model_dir)
-    read_run_config(model_dir)  # a damaged run configuration fails before the slow model load too
+    run = read_run_config(model_dir)  # a damaged run configuration fails before the slow model load too
     window_plan(info, window_hop_seconds)  # a bad hop fails before the slow model load
     _check_destination(export_abs, overwrite)
     check_writable(export_abs.parent, "the folder of --export_dir")
@@ -463,5 +463,5 @@ def export_saved_model(
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise KserError(f"cannot load {model_dir / MODEL_FILE}: {message}") from None
     return export_model(
-        model, info, export_dir, window_hop_seconds=window_hop_seconds, overwrite=overwrite, run=read_run_config(model_dir)
+        model, info, export_dir, window_hop_seconds=window_hop_seconds, overwrite=overwrite, run=run
     )

@@ -9,6 +9,7 @@ fails validation leaves no trace that could block its corrected retry.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -58,6 +59,14 @@ def refuse_foreign_entries(folder: Path, is_own: Callable[[Path], bool]) -> None
             f"--overwrite replaces only what kser wrote, and {folder} also holds {foreign[0]!r}; "
             "move it away or choose another folder"
         )
+
+
+def clear_own_entries(folder: Path, is_own: Callable[[Path], bool]) -> None:
+    """For --overwrite: empty ``folder`` of what kser wrote, after refusing (and so keeping
+    everything) when it holds anything else (:func:`refuse_foreign_entries`)."""
+    refuse_foreign_entries(folder, is_own)
+    for path in folder.iterdir():
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def make_dir(path: str | os.PathLike, what: str) -> Path:

@@ -22,7 +22,7 @@ from kser.data import BALANCE_MODES, Subset, make_dataset, split_size
 from kser.records_info import read_records_info
 from kser.run_config import RUN_CONFIG_FILE, RunConfig, read_run_json, write_run_config
 from kser.errors import KserError
-from kser.output_dirs import check_writable, make_dir, refuse_foreign_entries
+from kser.output_dirs import check_writable, clear_own_entries, make_dir
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE, file_sha256
 
@@ -86,9 +86,7 @@ def _prepare_model_dir(model_dir: Path, run: RunConfig, overwrite: bool) -> None
     if any(model_dir.iterdir()) and not overwrite:
         reason = "a finished training run" if finished else "a training run with other settings" if previous else "other files"
         raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
-    refuse_foreign_entries(model_dir, is_training_entry)
-    for path in model_dir.iterdir():
-        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    clear_own_entries(model_dir, is_training_entry)
     write_run_config(model_dir, run)
 
 

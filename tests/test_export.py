@@ -366,6 +366,8 @@ def test_cli_errors_are_one_line(tmp_path):
     assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}", "x.wav"), EXPORT_INFO_FILE)
     assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}"), "no audio files")
     assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}", f"--output={tmp_path / 'no' / 'x.tsv'}", "x.wav"), "does not exist")
+    if Path("/proc/self").is_dir():  # a folder that takes no files: refused before any file is predicted
+        assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}", "--output=/proc/x.tsv", "x.wav"), "cannot be written")
     assert not (tmp_path / "out").exists()
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import kser
-from kser.output_dirs import make_dir, refuse_foreign_entries
+from kser.output_dirs import clear_own_entries, make_dir
 from kser import atomic
 from kser.config import BuildConfig, to_dict
 from kser.errors import KserError
@@ -57,10 +56,6 @@ def _is_own(path: Path) -> bool:
     return path.name in (MANIFEST, STATE_DIR) or path.suffix == SHARD_SUFFIX
 
 
-def _own_files(output: Path) -> list[Path]:
-    return [p for p in output.iterdir() if _is_own(p)]
-
-
 def prepare_output_dir(output: Path, expected: dict[str, Any], overwrite: bool) -> bool:
     """Make ``output`` ready; True when an earlier build with the same fingerprint is resumed."""
     make_dir(output, "output directory")
@@ -79,9 +74,7 @@ def prepare_output_dir(output: Path, expected: dict[str, Any], overwrite: bool) 
                 f"output directory {output} is not empty: it holds {what}; pass --overwrite to replace it "
                 "or choose another --output_dir"
             )
-        refuse_foreign_entries(output, _is_own)
-        for path in _own_files(output):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        clear_own_entries(output, _is_own)
     (output / STATE_DIR / "receipts").mkdir(parents=True, exist_ok=True)
     atomic.write_json(state, expected)
     return False
