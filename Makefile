@@ -16,7 +16,7 @@ TFIO_TESTS := tests/test_tfio.py tests/test_audio.py tests/test_build_records.py
 
 .PHONY: install install-tfio test test-main test-tfio demo bench bench-accuracy clean
 
-$(BIN)/.installed: setup.py requirements/base.txt requirements/test.txt
+$(BIN)/.installed: setup.py requirements/base.txt requirements/distributed.txt requirements/test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
 	$(BIN)/pip install $(PIP_FLAGS) -r requirements/test.txt

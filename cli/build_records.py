@@ -34,6 +34,8 @@ flags.DEFINE_float("trim_db", None, "> 0: trim leading/trailing frames quieter t
 flags.DEFINE_boolean("normalize", None, "Normalise each clip to zero mean and unit variance" + _PRESET + ".")
 flags.DEFINE_float("noise_level", None, "Peak-relative Gaussian noise level; 0 writes clean audio" + _PRESET + ".")
 flags.DEFINE_float("shard_size_mb", _RECORDS.shard_size_mb, "Target shard size in MB.")
+flags.DEFINE_integer("num_shards", _RECORDS.num_shards, "Exactly this many shards per split (instead of --shard_size_mb).")
+flags.DEFINE_integer("min_shards", _RECORDS.min_shards, "At least this many shards per split: the number of workers of a multi-worker training.")
 flags.DEFINE_enum("waveform_encoding", _RECORDS.waveform_encoding, list(ENCODINGS), "Stored sample format.")
 flags.DEFINE_enum("decoder", _BUILD.decoder, list(DECODERS), "auto: soundfile, then tensorflow-io when its kernels load.")
 flags.DEFINE_integer("workers", _BUILD.workers, "Decoding processes; 0 = one per CPU core.")
@@ -62,7 +64,12 @@ def config_from_flags() -> BuildConfig:
             **{name: FLAGS[name].value for name in _AUDIO_FLAGS if FLAGS[name].value is not None},
         ),
         split=SplitConfig(strategy=FLAGS.split, fractions=fractions),
-        records=RecordsConfig(shard_size_mb=FLAGS.shard_size_mb, waveform_encoding=FLAGS.waveform_encoding),
+        records=RecordsConfig(
+            shard_size_mb=FLAGS.shard_size_mb,
+            num_shards=FLAGS.num_shards,
+            min_shards=FLAGS.min_shards,
+            waveform_encoding=FLAGS.waveform_encoding,
+        ),
         decoder=FLAGS.decoder,
         workers=FLAGS.workers,
         strict=FLAGS.strict,

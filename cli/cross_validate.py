@@ -40,6 +40,7 @@ def main(argv: list[str]) -> None:
             FLAGS.model_dir,
             CrossValidationConfig(folds=FLAGS.folds, seed=FLAGS.fold_seed, max_folds=FLAGS.max_folds),
             model_options=training_flags.model_options(),
+            distribution=training_flags.distribution_config(),
             command=command,
             overwrite=FLAGS.overwrite,
             verbose=1 if sys.stdout.isatty() else 2,

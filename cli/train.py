@@ -32,6 +32,7 @@ def main(argv: list[str]) -> None:
             FLAGS.model_dir,
             overwrite=FLAGS.overwrite,
             model_options=training_flags.model_options(),
+            distribution=training_flags.distribution_config(),
             verbose=1 if sys.stdout.isatty() else 2,  # one line per epoch in logs
         )
     except ValueError as error:  # builder option errors name the bad option

@@ -7,7 +7,8 @@ import json
 
 from absl import flags
 
-from kser.config import AUGMENT_PITCH_METHODS, MONITORS, RECIPES, SCHEDULES, AugmentConfig, TrainConfig
+from kser.config import AUGMENT_PITCH_METHODS, MONITORS, RECIPES, SCHEDULES, AugmentConfig, DistributionConfig, TrainConfig
+from kser.distribution import MODES as DISTRIBUTION_MODES
 from kser.data import BALANCE_MODES
 from kser.errors import KserError
 from kser.architectures import builtin_architectures
@@ -43,6 +44,8 @@ flags.DEFINE_boolean("deterministic", False, "Deterministic TensorFlow ops (slow
 flags.DEFINE_string("profile_batches", "", "Profile these steps in TensorBoard, e.g. 10,20.")
 flags.DEFINE_string("model_options", "", 'Builder overrides as JSON, e.g. \'{"rnn_units": 64}\'.')
 flags.DEFINE_boolean("overwrite", False, "Start again in a model_dir that holds another run.")
+flags.DEFINE_enum("distribution", DistributionConfig.mode, list(DISTRIBUTION_MODES), "Data-parallel training: mirrored = several devices of this host (tf.distribute), multi_worker = several hosts from TF_CONFIG (keras.distribution on JAX), auto = multi_worker with a cluster, mirrored with several GPUs. --batch_size is the global batch.")
+flags.DEFINE_list("devices", [], "mirrored: the devices to use, e.g. GPU:0,GPU:1 (default: every GPU); CPU:0,CPU:1 splits the CPU for trying it out.")
 
 FLAGS = flags.FLAGS
 
@@ -94,3 +97,7 @@ def model_options() -> dict:
     if not isinstance(options, dict):
         raise KserError("--model_options must be a JSON object")
     return options
+
+
+def distribution_config() -> DistributionConfig:
+    return DistributionConfig(mode=FLAGS.distribution, devices=tuple(FLAGS.devices))

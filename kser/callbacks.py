@@ -80,7 +80,8 @@ class UnweightedAverageRecall(keras.metrics.Metric):
         return keras.ops.mean(keras.ops.divide_no_nan(keras.ops.diagonal(self.confusion), support))
 
     def reset_state(self) -> None:
-        self.confusion.assign(keras.ops.zeros_like(self.confusion))
+        # zeros(shape), not zeros_like(variable): JAX cannot read a dtype off a Keras Variable.
+        self.confusion.assign(keras.ops.zeros(self.confusion.shape, dtype=self.confusion.dtype))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_classes": self.num_classes}
@@ -111,6 +112,9 @@ class ClassMetrics(keras.callbacks.Callback):
     ``write_scalars``, and a ``confusion_matrix`` image. With keras' TensorBoard later in the list
     the same numbers also appear there as ``epoch_uar`` etc.; pass ``write_scalars=False`` to keep
     only the image.
+
+    ``passes``: how many times the validation pass counts each clip into ``confusion_metric``
+    (multi-worker training feeds every worker the whole validation set); counts are divided by it.
     """
 
     def __init__(
@@ -123,8 +127,12 @@ class ClassMetrics(keras.callbacks.Callback):
         write_scalars: bool = True,
         write_images: bool = True,
         confusion_metric: UnweightedAverageRecall | None = None,
+        passes: int = 1,
     ) -> None:
         super().__init__()
+        if passes < 1:
+            raise ValueError(f"passes must be at least 1, got {passes}")
+        self.passes = int(passes)
         if validation_data is None and confusion_metric is None:
             raise ValueError("ClassMetrics needs validation_data or a compiled confusion_metric")
         self.confusion_metric = confusion_metric
@@ -174,7 +182,8 @@ class ClassMetrics(keras.callbacks.Callback):
         pass over ``validation_data``.
         """
         if self.confusion_metric is not None:
-            return metrics_from_confusion(keras.ops.convert_to_numpy(self.confusion_metric.confusion), self.label_names)
+            confusion = keras.ops.convert_to_numpy(self.confusion_metric.confusion.value) / self.passes
+            return metrics_from_confusion(np.rint(confusion), self.label_names)
         self._prepare()
         if _is_tf_dataset(self._inputs):
             probabilities = self.model.predict(self._inputs, verbose=0)

@@ -60,6 +60,11 @@ class RecordsConfig:
     """Shape of the TFRecord output."""
 
     shard_size_mb: float = 150.0
+    # Shards per non-empty split: exactly num_shards when set (else from shard_size_mb), and never
+    # fewer than min_shards. Multi-worker training reads one worker's share of the files each;
+    # a split needs at least as many shards as workers. Both are capped at the split's clips.
+    num_shards: int | None = None
+    min_shards: int = 1
     # "int16": peak-scaled 16-bit PCM plus a float scale per clip; "float32": exact.
     waveform_encoding: str = "int16"
 
@@ -283,6 +288,19 @@ class CrossValidationConfig:
     # Run only folds 0 .. max_folds-1 of the K (for models too slow for all K); None runs them all.
     # The partition is the same; the report says how many folds ran.
     max_folds: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributionConfig:
+    """How ``kser train`` spreads one run over devices or hosts (kser.distribution).
+
+    Not part of the run's definition: ``--batch_size`` is the global batch in every mode, so the
+    recipe means the same thing on one device or many, and an interrupted run may resume under
+    another mode.
+    """
+
+    mode: str = "none"  # "none", "mirrored" (one host, several devices), "multi_worker" (several hosts), "auto"
+    devices: tuple[str, ...] = ()  # mirrored: e.g. ("GPU:0", "GPU:1"); () = every local GPU
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,9 @@ import numpy as np
 import kser
 from kser import model_dir as model_files
 from kser.atomic import write_json
-from kser.config import CrossValidationConfig, FeatureConfig, TrainConfig, to_dict
+from kser.config import CrossValidationConfig, DistributionConfig, FeatureConfig, TrainConfig, to_dict
+from kser.distribution import Distribution
+from kser.distribution import setup as setup_distribution
 from kser.data import Subset, speaker_class_counts, subset_to_json
 from kser.records_info import RecordsInfo, read_records_info
 from kser.errors import KserError
@@ -84,23 +86,32 @@ def mean_sd(values: list[float]) -> dict[str, float]:
     return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if array.size > 1 else 0.0}
 
 
-def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool) -> None:
-    """Fresh, resumable (same definition) or refused; --overwrite clears kser's cross-validation files."""
-    make_dir(model_dir, "model directory")
+def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool, distribution: Distribution) -> None:
+    """Fresh, resumable (same definition) or refused; --overwrite clears kser's cross-validation files.
+    Every worker of a multi-worker run checks, with nobody writing; then only the chief writes."""
+    distribution.barrier("kser: cross-validation directory checks start")
     config_file = model_dir / CV_CONFIG_FILE
     previous = json.loads(config_file.read_text()) if config_file.is_file() else None
-    if previous == definition:
-        return
-    if any(model_dir.iterdir()) and not overwrite:
+    resume = previous == definition
+    if not resume and model_dir.is_dir() and any(model_dir.iterdir()) and not overwrite:
         reason = "a cross-validation with other settings" if previous is not None else "other files"
         raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
+    distribution.barrier("kser: cross-validation directory checked")
+    if distribution.is_chief and not resume:
+        _start(model_dir, definition)
+    distribution.barrier("kser: cross-validation directory ready")
+
+
+def _start(model_dir: Path, definition: dict[str, Any]) -> None:
+    """A fresh cross-validation directory: kser's old files cleared (fold folders only if all theirs)."""
     from kser.training import is_training_entry
 
+    make_dir(model_dir, "model directory")
     for path in model_dir.iterdir():  # fold folders first: clearing the top removes them whole
         if _FOLD_NAME.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
             refuse_foreign_entries(path, lambda entry: is_training_entry(entry) or entry.name == FOLD_FILE)
     clear_own_entries(model_dir, _is_cv_entry)
-    write_json(config_file, definition)
+    write_json(model_dir / CV_CONFIG_FILE, definition)
 
 
 _FOLD_NAME = re.compile(r"fold-\d+")
@@ -138,8 +149,13 @@ def cross_validate(
     overwrite: bool = False,
     verbose: int | str = "auto",
     log: Callable[[str], None] = print,
+    distribution: DistributionConfig = DistributionConfig(),
 ) -> dict[str, Any]:
-    """Train and test one model per fold; returns (and writes) ``cv_report.json``'s content."""
+    """Train and test one model per fold; returns (and writes) ``cv_report.json``'s content.
+
+    Under a multi-worker ``distribution`` every worker trains each fold together; the chief alone
+    tests it and writes the reports.
+    """
     from kser.evaluation import evaluate
     from kser.training import train
 
@@ -148,6 +164,7 @@ def cross_validate(
     check_config(config)  # before the records, folds and (slow) Keras import: plain mistakes first
     records_dir, model_dir = Path(records_dir), check_writable(model_dir, "model directory")
     records = read_records_info(records_dir)
+    dist = setup_distribution(distribution)  # before Keras is imported: multi_worker selects JAX
     folds = make_folds(speaker_folds(speaker_class_counts(records), cv.folds, cv.seed))
     if cv.max_folds is not None:
         if not 1 <= cv.max_folds <= cv.folds:
@@ -171,9 +188,10 @@ def cross_validate(
     )
     # Built once before anything is written: a bad --model_options value fails here, so the
     # corrected command is not refused as "other settings" by a cv_config.json left behind.
-    model_cost = _model_cost(config.arch, records, features, model_options)
+    with dist.local():  # counted, not trained: no need for the workers to agree on its weights
+        model_cost = _model_cost(config.arch, records, features, model_options)
     _clear_keras_state()
-    _prepare(model_dir, definition, overwrite)
+    _prepare(model_dir, definition, overwrite, dist)
 
     results = []
     for fold in folds:
@@ -198,8 +216,15 @@ def cross_validate(
                 train_on=fold.subset("train"),
                 validate_on=fold.subset("validation"),
                 verbose=verbose,
+                distribution=dist,
             )
-        report = evaluate(directory, records_dir, fold.subset("test"))
+        if not dist.is_chief:  # the chief tests the fold and writes its result; wait for it
+            dist.barrier(f"kser: fold {fold.index} tested")
+            results.append(json.loads(done.read_text()))
+            _clear_keras_state()
+            continue
+        with dist.local():
+            report = evaluate(directory, records_dir, fold.subset("test"))
         result = {
             "fold": fold.index,
             "seed": seed,
@@ -212,12 +237,15 @@ def cross_validate(
             "seconds": round(time.monotonic() - started, 1),
         }
         write_json(done, result)
+        dist.barrier(f"kser: fold {fold.index} tested")
         results.append(result)
         log(f"fold {fold.index}: accuracy {result['accuracy']:.4f}  UAR {result['uar']:.4f}  macro F1 {result['macro_f1']:.4f}  ({result['seconds']:.0f} s)")
         _clear_keras_state()
 
     report = _report(results, records, definition, command)
     report["model"] = model_cost
+    if not dist.is_chief:
+        return report
     write_json(model_dir / CV_REPORT_FILE, report)
     from kser.plots import confusion_matrix_png
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from kser.config import AugmentConfig, FeatureConfig
+from kser.distribution import worker_files
 from kser.errors import KserError
 from kser.frontend import MIXUP_SEED_OFFSET, SHUFFLE_SEED_OFFSET, derived_seed
 from kser.quiet import tensorflow
@@ -192,6 +193,8 @@ def make_dataset(
     shuffle_buffer: int = 2048,
     one_hot: bool = True,
     mixup_alpha: float = 0.0,
+    worker: tuple[int, int] = (0, 1),
+    warn: Callable[[str], None] | None = None,
 ) -> Any:
     """A batched ``tf.data.Dataset`` of ``(inputs, labels)``, or ``(inputs, labels, weights)`` when
     ``balance="weights"``.
@@ -204,6 +207,10 @@ def make_dataset(
     (default: True when a seed is given) also fixes the element order of parallel stages.
     ``mixup_alpha > 0`` mixes each training batch with a shuffled copy of itself (inputs, one-hot
     labels and weights alike), with a fresh ``lambda ~ Beta(alpha, alpha)`` per clip.
+    ``worker=(index, count)``: a training dataset reads only worker ``index``'s share of the shard
+    files (every count-th); with fewer files than workers every worker reads them all and keeps
+    every count-th clip instead, and ``warn`` is told once. Such a dataset repeats forever, in full
+    batches. Evaluation data is never sharded.
     """
     tf = tensorflow()
     records_dir = Path(records_dir)
@@ -219,19 +226,32 @@ def make_dataset(
     encoding = records.waveform_encoding
     shards = _shard_paths(records_dir, records, subset)
     autotune = tf.data.AUTOTUNE
+    index, count = worker
+    per_example = False
+    if training and count > 1:
+        mine = worker_files(shards, count, index)
+        per_example = mine is None
+        if per_example and warn is not None:
+            warn(
+                f"{subset.label} has {len(shards)} shard file(s) for {count} workers: every worker reads them all and "
+                f"keeps one clip in {count} (rebuild with kser build-records --min_shards={count} to read less)"
+            )
+        shards = shards if per_example else mine
 
     files = tf.data.Dataset.from_tensor_slices(shards)
-    if training:
+    if training and not per_example:  # per-example sharding needs the same order on every worker
         files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
     if len(shards) > 1:
         dataset = files.interleave(
             tf.data.TFRecordDataset,
             cycle_length=min(len(shards), 4),
             num_parallel_calls=autotune,
-            deterministic=deterministic or not training,
+            deterministic=deterministic or not training or per_example,
         )
     else:
         dataset = tf.data.TFRecordDataset(shards)
+    if per_example:
+        dataset = dataset.shard(count, index)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
@@ -255,7 +275,11 @@ def make_dataset(
     if training and balance == "oversample":
         dataset = _oversample(dataset, oversampling_factors(records, subset), seed)
         dataset = dataset.shuffle(shuffle_buffer, seed=derived_seed(seed, SHUFFLE_SEED_OFFSET), reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
+    if training and count > 1:
+        # Every step, every worker must feed a full batch (a collective over unequal shapes
+        # fails), however few clips its share holds: repeat first, so batches span passes.
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=training and count > 1)
 
     if output == "features":
         dataset = _add_features(dataset, training, augment, features or FeatureConfig(), seed, deterministic)

@@ -66,10 +66,23 @@ def score(model: Any, info: model_files.ModelInfo, records_dir: Path, split: str
     """Metrics of ``model`` on ``split`` of ``records_dir``, in the model's label space."""
     records = read_records_info(records_dir)
     to_model = label_mapping(info.label_names, list(records.label_names), records_dir)
-    dataset = make_dataset(records_dir, split, batch_size=batch_size, training=False, features=info.features, one_hot=False)
+    import keras
+
+    from kser.frontend import training_front_end
+
+    # Features in tf.data under Keras's TensorFlow backend; under another (JAX, in a multi-worker
+    # cross-validation) the same layers run on the waveforms here.
+    in_pipeline = keras.backend.backend() == "tensorflow"
+    dataset = make_dataset(
+        records_dir, split, batch_size=batch_size, training=False, features=info.features, one_hot=False,
+        output="features" if in_pipeline else "waveforms",
+    )
+    front_end = [] if in_pipeline else [layer for layer, _ in training_front_end(info.features, None, None).stages()]
     # One pass: reading the labels and predicting separately would decode and featurise twice.
     true_batches, predicted_batches = [], []
     for inputs, labels in dataset:
+        for layer in front_end:
+            inputs = layer(np.asarray(inputs))
         true_batches.append(to_model[labels.numpy()])
         predicted_batches.append(np.argmax(model.predict_on_batch(inputs), axis=1))
     y_true, y_pred = np.concatenate(true_batches), np.concatenate(predicted_batches)

@@ -13,12 +13,16 @@ import json
 import math
 import os
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from kser import model_dir as model_files
-from kser.config import RECIPES, AugmentConfig, FeatureConfig, TrainConfig
+from kser.config import RECIPES, AugmentConfig, DistributionConfig, FeatureConfig, TrainConfig
 from kser.data import BALANCE_MODES, Subset, make_dataset, split_size
+from kser.distribution import Distribution
+from kser.distribution import setup as setup_distribution
 from kser.records_info import read_records_info
 from kser.run_config import RUN_CONFIG_FILE, RunConfig, read_run_json, write_run_config
 from kser.errors import KserError
@@ -41,9 +45,19 @@ class TrainResult:
 
 
 def resolve_features_on(value: str) -> str:
-    """'auto' -> 'model' when TensorFlow sees a GPU (features on the device), else 'pipeline'."""
+    """'auto' -> 'model' when TensorFlow sees a GPU (features on the device), else 'pipeline'.
+
+    Under another Keras backend (JAX, for multi-worker training) the feature and augmentation
+    layers cannot run inside tf.data, so they are always in the model.
+    """
+    import keras
+
     if value not in FEATURES_ON:
         raise KserError(f"unknown --features_on {value!r}; choose one of {', '.join(FEATURES_ON)}")
+    if keras.backend.backend() != "tensorflow":
+        if value == "pipeline":
+            raise KserError(f"--features_on=pipeline needs Keras's TensorFlow backend; under {keras.backend.backend()!r} features are computed in the model")
+        return "model"
     if value != "auto":
         return value
     return "model" if tensorflow().config.list_physical_devices("GPU") else "pipeline"
@@ -76,18 +90,25 @@ def is_training_entry(path: Path) -> bool:
     return path.name in TRAINING_ENTRIES or temp_model
 
 
-def _prepare_model_dir(model_dir: Path, run: RunConfig, overwrite: bool) -> None:
-    """Fresh, resumable (same run, backup present) or refused; --overwrite clears kser's files."""
-    make_dir(model_dir, "model directory")
+def _prepare_model_dir(model_dir: Path, run: RunConfig, overwrite: bool, distribution: Distribution) -> None:
+    """Fresh, resumable (same run, backup present) or refused; --overwrite clears kser's files.
+
+    Every worker of a multi-worker run checks the folder, with nobody writing, so that all
+    decide alike; then only the chief changes it.
+    """
+    distribution.barrier("kser: model directory checks start")
     previous = read_run_json(model_dir)
     finished = (model_dir / model_files.INFO_FILE).is_file()
-    if previous == run.to_json() and not finished:
-        return  # same command again: BackupAndRestore resumes from model_dir/backup
-    if any(model_dir.iterdir()) and not overwrite:
+    resume = previous == run.to_json() and not finished  # BackupAndRestore resumes from model_dir/backup
+    if not resume and model_dir.is_dir() and any(model_dir.iterdir()) and not overwrite:
         reason = "a finished training run" if finished else "a training run with other settings" if previous else "other files"
         raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
-    clear_own_entries(model_dir, is_training_entry)
-    write_run_config(model_dir, run)
+    distribution.barrier("kser: model directory checked")
+    if distribution.is_chief and not resume:
+        make_dir(model_dir, "model directory")
+        clear_own_entries(model_dir, is_training_entry)
+        write_run_config(model_dir, run)
+    distribution.barrier("kser: model directory ready")
 
 
 def build_core(arch: str, num_classes: int, input_shape: tuple[int, int, int], options: dict[str, Any]) -> Any:
@@ -196,19 +217,20 @@ def compile_for_training(model: Any, config: TrainConfig, steps_per_epoch: int) 
     return uar
 
 
-def _callbacks(model_dir: Path, uar: Any, label_names: list[str], config: TrainConfig) -> tuple[list[Any], Any]:
+def _callbacks(model_dir: Path, uar: Any, label_names: list[str], config: TrainConfig, distribution: Distribution) -> tuple[list[Any], Any]:
+    """The run's callbacks, writing under ``model_dir`` (on workers other than the chief, a scratch copy)."""
     import keras
 
     from kser.callbacks import ClassMetrics, StopOnNonFinite
 
     stop_on_non_finite = StopOnNonFinite(monitor=("loss", "val_loss"))
-    (model_dir / model_files.CHECKPOINTS_DIR).mkdir(exist_ok=True)
+    (model_dir / model_files.CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
     profile = profile_steps(config)
     callbacks = [
         # First, so that CSVLogger, TensorBoard and EarlyStopping see val_recall_* and val_macro_f1.
-        ClassMetrics(None, label_names, log_dir=model_dir / model_files.LOGS_DIR, confusion_metric=uar),
+        # Every worker feeds the whole validation set, so each clip is counted once per worker.
+        ClassMetrics(None, label_names, log_dir=model_dir / model_files.LOGS_DIR, confusion_metric=uar, passes=distribution.num_workers),
         stop_on_non_finite,
-        keras.callbacks.BackupAndRestore(str(model_dir / _BACKUP_DIR)),
         keras.callbacks.EarlyStopping(
             monitor=config.monitor, mode=monitor_mode(config.monitor), patience=config.patience, restore_best_weights=True, verbose=1
         ),
@@ -221,6 +243,8 @@ def _callbacks(model_dir: Path, uar: Any, label_names: list[str], config: TrainC
         ),
         keras.callbacks.CSVLogger(str(model_dir / model_files.HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(str(model_dir / model_files.LOGS_DIR), profile_batch=profile),
+        # Last: an epoch counts as done for a resumed run only once everything above has logged it.
+        keras.callbacks.BackupAndRestore(str(model_dir / _BACKUP_DIR)),
     ]
     return callbacks, stop_on_non_finite
 
@@ -236,11 +260,14 @@ def train(
     train_on: str | Subset = "train",
     validate_on: str | Subset = "validation",
     verbose: int | str = "auto",
+    distribution: DistributionConfig | Distribution = DistributionConfig(),
 ) -> TrainResult:
     """Train ``config.arch`` on the records' train split, early-stopping on validation loss.
 
     ``train_on``/``validate_on`` pick other clips of the same records (a :class:`kser.data.Subset`
     of splits and speakers); cross-validation trains each fold this way from one build.
+    ``distribution`` spreads the run over devices or hosts (:mod:`kser.distribution`);
+    ``config.batch_size`` is the global batch.
     """
     # Checks that need neither TensorFlow nor Keras come first: a plain mistake is reported in
     # well under a second instead of after their 7-9 s import.
@@ -255,6 +282,10 @@ def train(
     audio = records.audio
     if features.sample_rate != audio.sample_rate:
         raise KserError(f"features expect {features.sample_rate} Hz but the records hold {audio.sample_rate} Hz audio")
+    # Before Keras is imported: multi-worker training selects Keras's JAX backend.
+    dist = distribution if isinstance(distribution, Distribution) else setup_distribution(distribution)
+    dist.activate()
+    local_batch = dist.local_batch_size(config.batch_size)
 
     import keras
 
@@ -273,27 +304,36 @@ def train(
         train_on=train_on,
         validate_on=validate_on,
     )
-    if config.seed is not None:
-        keras.utils.set_random_seed(config.seed)
+    seed = dist.shared_seed(config.seed)  # the same initial weights on every worker
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    # Workers other than the chief write nowhere persistent. They still save everything the chief
+    # saves, into a scratch folder: under JAX, Keras's saving code can run cross-process
+    # collectives, and a collective that one worker skips would hang the others.
+    write_dir = model_dir if dist.is_chief else Path(tempfile.mkdtemp(prefix=f"kser-worker{dist.worker_index}-"))
     try:
         input_shape = (output_frames(audio.clip_samples, features), features.n_mels, 3)
-        core = build_core(config.arch, len(label_names), input_shape, model_options or {})
+        with dist.scope():
+            core = build_core(config.arch, len(label_names), input_shape, model_options or {})
         # Only now, with every setting checked and the model built, is anything written: a failed
         # command never leaves a train_config.json that would refuse its corrected retry.
-        _prepare_model_dir(model_dir, run, overwrite)
+        _prepare_model_dir(model_dir, run, overwrite, dist)
+        if not dist.is_chief and (model_dir / _BACKUP_DIR).is_dir():  # resume from the chief's backup
+            shutil.copytree(model_dir / _BACKUP_DIR, write_dir / _BACKUP_DIR)
         output = "waveforms" if features_on == "model" else "features"
-        model = (
-            build_training_model(core, audio.clip_samples, features, augment_config, config.seed)
-            if features_on == "model"
-            else core
-        )
         steps = math.ceil(split_size(records, train_on, config.balance) / config.batch_size)
-        uar = compile_for_training(model, config, steps)
+        with dist.scope():
+            model = (
+                build_training_model(core, audio.clip_samples, features, augment_config, seed)
+                if features_on == "model"
+                else core
+            )
+            uar = compile_for_training(model, config, steps)
 
-        common = dict(batch_size=config.batch_size, features=features, output=output, seed=config.seed)
+        common = dict(batch_size=local_batch, features=features, output=output)
         train_data = make_dataset(
             records_dir,
             train_on,
@@ -301,20 +341,29 @@ def train(
             balance=config.balance,
             augment=augment_config if output == "features" else None,
             mixup_alpha=config.mixup_alpha,
+            seed=dist.data_seed(seed),
+            worker=(dist.worker_index, dist.num_workers),
+            warn=_warn if dist.is_chief else None,
             **common,
         ).repeat()
-        validation = make_dataset(records_dir, validate_on, training=False, **common)
-        callbacks, stop_on_non_finite = _callbacks(model_dir, uar, label_names, config)
+        # Every worker reads the whole validation set: the metrics are then exactly one process's.
+        validation = make_dataset(records_dir, validate_on, training=False, seed=seed, **common)
+        callbacks, stop_on_non_finite = _callbacks(write_dir, uar, label_names, config, dist)
         history = model.fit(
             train_data, validation_data=validation, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
             shuffle=False, verbose=verbose
         )
         if stop_on_non_finite.stopped:
             raise KserError(f"training stopped: {stop_on_non_finite.message}; try a lower --learning_rate")
+        _save_model_atomically(core, write_dir / model_files.MODEL_FILE)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+        if not dist.is_chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
 
-    _save_model_atomically(core, model_dir / model_files.MODEL_FILE)
+    result = _result(model_dir, history.history, features_on, core.count_params(), config.monitor)
+    if not dist.is_chief:
+        return result
     manifest_sha = file_sha256(records_dir / MANIFEST_FILE)
     model_files.save_info(
         model_dir,
@@ -325,11 +374,16 @@ def train(
             features=features,
             records_manifest_sha256=manifest_sha,
             records_dir=str(records_dir.resolve()),
-            extra={"features_on": features_on},  # the run itself is in RUN_CONFIG_FILE, once
+            # The run itself is in RUN_CONFIG_FILE, once; how it was spread is not part of it.
+            extra={"features_on": features_on, "distribution": {"mode": dist.mode, "workers": dist.num_workers, "replicas": dist.replicas}},
         ),
     )
     shutil.rmtree(model_dir / _BACKUP_DIR, ignore_errors=True)
-    return _result(model_dir, history.history, features_on, core.count_params(), config.monitor)
+    return result
+
+
+def _warn(message: str) -> None:
+    print(f"kser: warning: {message}", file=sys.stderr)
 
 
 def _result(model_dir: Path, history: dict[str, list[float]], features_on: str, parameters: int, monitor: str) -> TrainResult:

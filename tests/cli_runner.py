@@ -28,6 +28,17 @@ def start_kser(*args: str) -> subprocess.Popen:
     return subprocess.Popen(kser_command(*args), cwd=REPO, env=kser_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def demo_records(root: Path, demo_flags: tuple[str, ...], build_flags: tuple[str, ...]) -> Path:
+    """``kser demo-data`` into root/audio, then ``kser build-records`` into root/records (returned)."""
+    for command in (
+        ("demo-data", f"--out={root / 'audio'}", *demo_flags),
+        ("build-records", f"--data_dir={root / 'audio'}", f"--output_dir={root / 'records'}", *build_flags),
+    ):
+        result = run_kser(*command)
+        assert result.returncode == 0, result.stderr
+    return root / "records"
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """A failed command printed exactly one ``error:`` line naming ``fragments``, no traceback."""
     assert result.returncode == 1, result.stderr

@@ -281,3 +281,31 @@ def test_a_successful_build_warns_about_what_a_user_should_know(tmp_path):
     assert "truncated" in by_kind["clip"]["message"] and by_kind["clip"]["path"].endswith("truncated.wav")
     assert all("\n" not in w["message"] for w in warnings)
     assert result.manifest["total_clips"] == 21  # warned clips are used, not skipped
+
+
+def test_shard_counts_for_workers_and_old_builds_keep_their_fingerprint():
+    """--num_shards sets a split's shard count, --min_shards raises it (both capped at the clips);
+    at their defaults neither enters the fingerprint, so builds made before they existed resume."""
+    from kser.layouts import ClipSource
+    from kser_tfrecords_builder.plan import plan_shards
+    from kser_tfrecords_builder.state import fingerprint
+
+    clips = [ClipSource(f"/x/{i}.wav", "ANG" if i % 2 else "SAD", f"s{i % 3}", str(i)) for i in range(5)]
+
+    def counts(**records) -> int:
+        config = BuildConfig(data_dir="d", output_dir="o", records=RecordsConfig(**records))
+        return len(plan_shards({"train": clips, "test": clips[:2]}, config))
+
+    assert counts() == 2  # one per split: 150 MB holds them all
+    assert counts(min_shards=3) == 3 + 2  # test has 2 clips: a shard never holds no clip
+    assert counts(num_shards=4) == 4 + 2
+    assert counts(num_shards=1, min_shards=2) == 2 + 2
+    default = fingerprint(BuildConfig(data_dir="d", output_dir="o"), [])["config"]["records"]
+    assert set(default) == {"shard_size_mb", "waveform_encoding"}
+    assert fingerprint(BuildConfig(data_dir="d", output_dir="o", records=RecordsConfig(min_shards=2)), [])["config"]["records"]["min_shards"] == 2
+
+
+@pytest.mark.parametrize("records", [RecordsConfig(min_shards=0), RecordsConfig(num_shards=0)])
+def test_shard_counts_below_one_are_refused(tmp_path, records):
+    with pytest.raises(KserError, match="shards must be between 1 and"):
+        build_records(BuildConfig(data_dir=str(tmp_path), output_dir=str(tmp_path / "out"), records=records))

@@ -13,6 +13,7 @@ from kser.config import (
     WINDOW_HOP_SECONDS,
     BuildConfig,
     CrossValidationConfig,
+    DistributionConfig,
     RecordsConfig,
     SplitConfig,
     TrainConfig,
@@ -29,11 +30,13 @@ EXPECTED = {
         "layout": _BUILD.layout, "seed": _BUILD.seed, "decoder": _BUILD.decoder, "workers": _BUILD.workers,
         "strict": _BUILD.strict, "preprocessing": DEFAULT_PREPROCESSING, "split": SplitConfig().strategy,
         "split_fractions": [str(f) for f in SplitConfig().fractions], "shard_size_mb": RecordsConfig().shard_size_mb,
-        "waveform_encoding": RecordsConfig().waveform_encoding,
+        "waveform_encoding": RecordsConfig().waveform_encoding, "num_shards": RecordsConfig().num_shards,
+        "min_shards": RecordsConfig().min_shards,
     },
     "kser_cli.training_flags": {
         "arch": _TRAIN.arch, "batch_size": _TRAIN.batch_size, "balance": _TRAIN.balance,
         "decay_steps": _TRAIN.decay_steps, "features_on": _TRAIN.features_on, "seed": _TRAIN.seed,
+        "distribution": DistributionConfig().mode, "devices": list(DistributionConfig().devices),
         # Recipe fields default to None: the architecture's registered recipe fills them in.
         **{name: None for name in ("recipe", "epochs", "learning_rate", "schedule", "decay_rate", "warmup_epochs",
                                    "weight_decay", "label_smoothing", "mixup_alpha", "patience", "monitor", "augment",

@@ -6,21 +6,16 @@ import numpy as np
 import pytest
 
 from kser.cross_validation import CV_REPORT_FILE, FOLD_FILE
-from tests.cli_runner import assert_one_line_error, run_kser
+from tests.cli_runner import assert_one_line_error, demo_records, run_kser
 
 TINY = '{"conv_filters": [4, 8, 8], "proj_units": 16, "rnn_units": 8}'
 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cv")
-    for command in (
-        ("demo-data", f"--out={root / 'audio'}", "--actors=6", "--sentences=1"),
-        ("build-records", f"--data_dir={root / 'audio'}", f"--output_dir={root / 'records'}", "--split=none", "--clip_seconds=0.5", "--workers=1"),
-    ):
-        result = run_kser(*command)
-        assert result.returncode == 0, result.stderr
-    return root / "records"
+    return demo_records(
+        tmp_path_factory.mktemp("cv"), ("--actors=6", "--sentences=1"), ("--split=none", "--clip_seconds=0.5", "--workers=1")
+    )
 
 
 def cv_command(records, model_dir, *extra):
@@ -91,6 +86,7 @@ def test_overwrite_refuses_files_kser_did_not_write_even_inside_a_fold(cross_val
     import shutil
 
     from kser.cross_validation import _prepare
+    from kser.distribution import Distribution
     from kser.errors import KserError
 
     model_dir = tmp_path / "cv"
@@ -98,10 +94,10 @@ def test_overwrite_refuses_files_kser_did_not_write_even_inside_a_fold(cross_val
     for place in (model_dir, model_dir / "fold-1"):
         (place / "mine.txt").write_text("keep")
         with pytest.raises(KserError, match="only what kser wrote.*also holds 'mine.txt'"):
-            _prepare(model_dir, {"other": "settings"}, overwrite=True)
+            _prepare(model_dir, {"other": "settings"}, True, Distribution())
         assert (place / "mine.txt").read_text() == "keep" and (model_dir / "fold-0").is_dir()
         (place / "mine.txt").unlink()
-    _prepare(model_dir, {"other": "settings"}, overwrite=True)
+    _prepare(model_dir, {"other": "settings"}, True, Distribution())
     assert sorted(p.name for p in model_dir.iterdir()) == ["cv_config.json"]
 
 

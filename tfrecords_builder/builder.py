@@ -53,6 +53,7 @@ class BuildResult:
 MAX_CLIP_SECONDS = 60.0
 MAX_SAMPLE_RATE = 384_000
 MAX_WORKERS = 256
+MAX_SHARDS = 100_000
 
 
 def _validate(config: BuildConfig) -> None:
@@ -76,6 +77,10 @@ def _validate(config: BuildConfig) -> None:
         raise KserError(f"workers must be between 0 (one per CPU) and {MAX_WORKERS}, got {config.workers}")
     if config.records.shard_size_mb <= 0:
         raise KserError(f"shard size must be positive, got {config.records.shard_size_mb} MB")
+    for name in ("num_shards", "min_shards"):
+        value = getattr(config.records, name)
+        if value is not None and not 1 <= value <= MAX_SHARDS:
+            raise KserError(f"{name} must be between 1 and {MAX_SHARDS}, got {value}")
     check_writable(config.output_dir, "output directory")
 
 

@@ -44,8 +44,8 @@ def plan_shards(splits: dict[str, list[ClipSource]], config: BuildConfig) -> lis
         clips = splits.get(split, [])
         if not clips:
             continue
-        count = max(1, int(round(len(clips) * bytes_per_clip(config) / target_bytes)))
-        count = min(count, len(clips))
+        count = config.records.num_shards or max(1, int(round(len(clips) * bytes_per_clip(config) / target_bytes)))
+        count = min(max(count, config.records.min_shards), len(clips))
         rng = np.random.default_rng([config.seed, split_index])
         shuffled = [clips[i] for i in rng.permutation(len(clips))]
         dealt = sorted(shuffled, key=lambda clip: clip.label)  # stable: keeps the shuffle within a label

@@ -27,10 +27,14 @@ STATE_DIR = ".kser-build"
 _FINGERPRINT = "fingerprint.json"
 # Fields that do not change what is written.
 _NOT_FINGERPRINTED = ("data_dir", "output_dir", "workers", "strict", "overwrite")
+# Settings added after builds existed, left out at their default so that those builds still resume.
+_ADDED_LATER = {"records": {"num_shards": None, "min_shards": 1}}
 
 
 def fingerprint(config: BuildConfig, clips: list[ClipSource]) -> dict[str, Any]:
     settings = {k: v for k, v in to_dict(config).items() if k not in _NOT_FINGERPRINTED}
+    for section, defaults in _ADDED_LATER.items():
+        settings[section] = {k: v for k, v in settings[section].items() if defaults.get(k, object()) != v}
     listing = hashlib.sha256()
     for clip in sorted(clips, key=lambda c: c.clip_id):
         size = Path(clip.path).stat().st_size if Path(clip.path).exists() else -1
