@@ -65,6 +65,7 @@ bench: install
 	$(BIN)/python benchmarks/train_step.py --out=benchmarks/results
 	$(BIN)/python benchmarks/predict_batching.py --out=benchmarks/results
 	$(BIN)/python benchmarks/validation_pass.py --out=benchmarks/results
+	$(BIN)/python benchmarks/distributed.py --out=benchmarks/results
 
 # Speaker cross-validation on real speech (../shared/data/ravdess16k): hours on 2 cores; not part of CI.
 bench-accuracy: install
