@@ -33,7 +33,7 @@ setup(
     extras_require={
         "tfio": ["tensorflow-io>=0.37"],
         # --distribution=multi_worker trains on Keras's JAX backend (kser.distribution says why).
-        "distributed": ["jax>=0.4.36"],
+        "distributed": ["jax>=0.10"],
         "test": ["pytest>=8", "librosa>=0.10", "scikit-learn>=1.3"],
     },
     entry_points={"console_scripts": ["kser=kser_cli.main:run"]},

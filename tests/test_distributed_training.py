@@ -7,6 +7,7 @@ skip where JAX is not installed (``pip install 'kser[distributed]'``; ``make ins
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import socket
@@ -21,7 +22,10 @@ import pytest
 
 from kser.evaluation import evaluate
 from kser.model_dir import INFO_FILE, MODEL_FILE
-from tests.cli_runner import REPO, demo_records, kser_command, kser_env
+from kser.config import AudioConfig, BuildConfig, RecordsConfig
+from kser.demo_data import generate_demo_dataset
+from kser_tfrecords_builder import build_records
+from tests.cli_runner import REPO, kser_command, kser_env
 
 TINY = '{"conv_filters": [4, 8, 8], "proj_units": 8, "rnn_units": 4}'
 
@@ -46,7 +50,7 @@ def jax_env() -> dict[str, str]:
     LLVM optimisation (a tiny model's step compiles in half the time, and only speed changes),
     and compiled programs are cached on disk, so a resumed run does not compile them again."""
     env = {**kser_env(), "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_backend_optimization_level=0"}
-    env["JAX_COMPILATION_CACHE_DIR"] = str(_CACHE_DIR)
+    env.update(JAX_COMPILATION_CACHE_DIR=str(_CACHE_DIR), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     env.pop("KERAS_BACKEND", None)
     env.pop("TF_CONFIG", None)
     return env
@@ -63,8 +67,15 @@ def cluster_env(ports: list[int], index: int) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     """Tiny demo records whose splits hold two shard files each (one per worker)."""
-    records = demo_records(
-        tmp_path_factory.mktemp("distributed"), ("--actors=6", "--sentences=2"), ("--clip_seconds=0.5", "--workers=1", "--min_shards=2")
+    root = tmp_path_factory.mktemp("distributed")
+    generate_demo_dataset(root / "audio", actors=6, sentences=2)  # in this process: no command start-up to wait for
+    records = root / "records"
+    build_records(
+        BuildConfig(
+            data_dir=str(root / "audio"), output_dir=str(records), workers=1, audio=AudioConfig(clip_seconds=0.5),
+            records=RecordsConfig(min_shards=2),
+        ),
+        progress_stream=io.StringIO(),
     )
     manifest = json.loads((records / "manifest.json").read_text())
     assert all(len(split["shards"]) == 2 for split in manifest["splits"].values() if split["clips"])
