@@ -88,18 +88,19 @@ def mean_sd(values: list[float]) -> dict[str, float]:
 
 def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool, distribution: Distribution) -> None:
     """Fresh, resumable (same definition) or refused; --overwrite clears kser's cross-validation files.
-    Every worker of a multi-worker run checks, with nobody writing; then only the chief writes."""
-    distribution.barrier("kser: cross-validation directory checks start")
-    config_file = model_dir / CV_CONFIG_FILE
-    previous = json.loads(config_file.read_text()) if config_file.is_file() else None
-    resume = previous == definition
-    if not resume and model_dir.is_dir() and any(model_dir.iterdir()) and not overwrite:
-        reason = "a cross-validation with other settings" if previous is not None else "other files"
-        raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
-    distribution.barrier("kser: cross-validation directory checked")
-    if distribution.is_chief and not resume:
-        _start(model_dir, definition)
-    distribution.barrier("kser: cross-validation directory ready")
+    Every worker of a multi-worker run decides; only the chief writes."""
+
+    def must_start() -> bool:
+        config_file = model_dir / CV_CONFIG_FILE
+        previous = json.loads(config_file.read_text()) if config_file.is_file() else None
+        if previous == definition:
+            return False
+        if model_dir.is_dir() and any(model_dir.iterdir()) and not overwrite:
+            reason = "a cross-validation with other settings" if previous is not None else "other files"
+            raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
+        return True
+
+    distribution.prepare_shared("cross-validation directory", must_start, lambda: _start(model_dir, definition))
 
 
 def _start(model_dir: Path, definition: dict[str, Any]) -> None:

@@ -180,6 +180,17 @@ class Distribution:
 
             multihost_utils.sync_global_devices(name)
 
+    def prepare_shared(self, what: str, check: Callable[[], bool], write: Callable[[], None]) -> None:
+        """Prepare something on shared storage: ``check`` runs on every worker while nobody writes
+        (so all decide alike and a refusal is raised everywhere), then ``write`` runs on the chief
+        alone when ``check`` returned True, and every worker waits for it."""
+        self.barrier(f"kser: {what} checks start")
+        needed = check()
+        self.barrier(f"kser: {what} checked")
+        if needed and self.is_chief:
+            write()
+        self.barrier(f"kser: {what} ready")
+
     def shared_seed(self, seed: int | None) -> int | None:
         """The seed that every worker initialises the weights with: ``seed``, or the chief's draw."""
         if seed is not None or self.num_workers == 1:
@@ -213,12 +224,10 @@ def setup(config: DistributionConfig, log: Callable[[str], None] = lambda line: 
     """Start the engine that ``config`` asks for. Call before Keras is imported: ``multi_worker``
     selects Keras's JAX backend."""
     cluster = cluster_from_tf_config(os.environ.get(TF_CONFIG_ENV))
-    if config.mode not in MODES:
-        raise KserError(f"unknown --distribution {config.mode!r}; choose one of {', '.join(MODES)}")
     devices = parse_devices(config.devices)
+    mode = resolve_mode(config.mode, cluster, lambda: len(devices) or _gpu_count())  # checks the mode too
     if devices and config.mode not in ("mirrored", "auto"):
         raise KserError("--devices applies to --distribution=mirrored")
-    mode = resolve_mode(config.mode, cluster, lambda: len(devices) or _gpu_count())
     if mode == "multi_worker":
         return _multi_worker(cluster, log)
     if mode == "mirrored":

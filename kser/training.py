@@ -92,23 +92,24 @@ def is_training_entry(path: Path) -> bool:
 
 def _prepare_model_dir(model_dir: Path, run: RunConfig, overwrite: bool, distribution: Distribution) -> None:
     """Fresh, resumable (same run, backup present) or refused; --overwrite clears kser's files.
+    Every worker of a multi-worker run decides; only the chief writes."""
 
-    Every worker of a multi-worker run checks the folder, with nobody writing, so that all
-    decide alike; then only the chief changes it.
-    """
-    distribution.barrier("kser: model directory checks start")
-    previous = read_run_json(model_dir)
-    finished = (model_dir / model_files.INFO_FILE).is_file()
-    resume = previous == run.to_json() and not finished  # BackupAndRestore resumes from model_dir/backup
-    if not resume and model_dir.is_dir() and any(model_dir.iterdir()) and not overwrite:
-        reason = "a finished training run" if finished else "a training run with other settings" if previous else "other files"
-        raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
-    distribution.barrier("kser: model directory checked")
-    if distribution.is_chief and not resume:
+    def must_start() -> bool:
+        previous = read_run_json(model_dir)
+        finished = (model_dir / model_files.INFO_FILE).is_file()
+        if previous == run.to_json() and not finished:
+            return False  # same command again: BackupAndRestore resumes from model_dir/backup
+        if model_dir.is_dir() and any(model_dir.iterdir()) and not overwrite:
+            reason = "a finished training run" if finished else "a training run with other settings" if previous else "other files"
+            raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
+        return True
+
+    def start() -> None:
         make_dir(model_dir, "model directory")
         clear_own_entries(model_dir, is_training_entry)
         write_run_config(model_dir, run)
-    distribution.barrier("kser: model directory ready")
+
+    distribution.prepare_shared("model directory", must_start, start)
 
 
 def build_core(arch: str, num_classes: int, input_shape: tuple[int, int, int], options: dict[str, Any]) -> Any:
