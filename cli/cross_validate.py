@@ -1,7 +1,7 @@
 """``kser cross-validate``: speaker k-fold cross-validation from one records build.
 
 Takes every ``kser train`` flag. Speakers are dealt into --folds folds stratified by emotion; fold
-k is the test set, fold k+1 validation, the rest train. Each fold's run lives in MODEL_DIR/fold-k
+k is the test set, fold k+1 validation, the rest train (--novalidate: fold k+1 trains too). Each fold's run lives in MODEL_DIR/fold-k
 (TensorBoard logs, history, eval/); MODEL_DIR/cv_report.json holds per-fold and mean ± sd accuracy,
 UAR and macro F1 and the pooled confusion matrix. Rerunning the same command resumes.
 """
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
             training_flags.train_config(),
             FLAGS.records_dir,
             FLAGS.model_dir,
-            CrossValidationConfig(folds=FLAGS.folds, seed=FLAGS.fold_seed, max_folds=FLAGS.max_folds),
+            CrossValidationConfig(folds=FLAGS.folds, seed=FLAGS.fold_seed, max_folds=FLAGS.max_folds, validate=FLAGS.validate),
             model_options=training_flags.model_options(),
             distribution=training_flags.distribution_config(),
             command=command,

@@ -31,6 +31,7 @@ def main(argv: list[str]) -> None:
             FLAGS.records_dir,
             FLAGS.model_dir,
             overwrite=FLAGS.overwrite,
+            validate_on="validation" if FLAGS.validate else None,
             model_options=training_flags.model_options(),
             distribution=training_flags.distribution_config(),
             verbose=1 if sys.stdout.isatty() else 2,  # one line per epoch in logs
@@ -38,10 +39,13 @@ def main(argv: list[str]) -> None:
     except ValueError as error:  # builder option errors name the bad option
         raise KserError(str(error)) from None
     best = result.best
-    print(
-        f"{config.arch} ({result.parameters:,} parameters, features in the {result.features_on}): "
-        f"{result.epochs_run} epochs, best epoch {result.best_epoch}: "
-        f"val_loss {best.get('val_loss', float('nan')):.4f}  val_accuracy {best.get('val_accuracy', float('nan')):.4f}  "
-        f"val_uar {best.get('val_uar', float('nan')):.4f}"
-    )
+    trained = f"{config.arch} ({result.parameters:,} parameters, features in the {result.features_on}): {result.epochs_run} epochs"
+    if not FLAGS.validate:
+        print(f"{trained}, no validation clips: the last epoch's weights kept")
+    else:
+        print(
+            f"{trained}, best epoch {result.best_epoch}: "
+            f"val_loss {best.get('val_loss', float('nan')):.4f}  val_accuracy {best.get('val_accuracy', float('nan')):.4f}  "
+            f"val_uar {best.get('val_uar', float('nan')):.4f}"
+        )
     print(f"model: {result.model_dir}/model.keras   TensorBoard: tensorboard --logdir {result.model_dir}/logs")

@@ -37,6 +37,7 @@ flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs" + _RE
 flags.DEFINE_enum("monitor", None, list(MONITORS), "What early stopping and the best checkpoint watch" + _RECIPE + ".")
 flags.DEFINE_boolean("augment", None, "On-the-fly augmentation of the training split" + _RECIPE + ".")
 flags.DEFINE_enum("pitch_method", None, list(AUGMENT_PITCH_METHODS), "Pitch-shift augmentation: vocoder keeps the duration, resample changes the speed too" + _RECIPE + ".")
+flags.DEFINE_boolean("validate", True, "--novalidate: no validation clips (cross-validate: the validation fold's speakers train too); exactly --epochs epochs, no early stopping, the last weights kept.")
 flags.DEFINE_enum("features_on", _DEFAULTS.features_on, list(FEATURES_ON), "Where features are computed; auto = model on a GPU.")
 flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute (for GPUs).")
 flags.DEFINE_integer("seed", None, "Seed for weights, shuffling, oversampling and augmentation.")

@@ -288,6 +288,9 @@ class CrossValidationConfig:
     # Run only folds 0 .. max_folds-1 of the K (for models too slow for all K); None runs them all.
     # The partition is the same; the report says how many folds ran.
     max_folds: int | None = None
+    # False: no validation fold; fold k+1's speakers train too (K-1 folds of speakers instead of
+    # K-2), for exactly --epochs epochs with the last weights kept.
+    validate: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

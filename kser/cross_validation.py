@@ -36,7 +36,7 @@ from kser.atomic import write_json
 from kser.config import CrossValidationConfig, DistributionConfig, FeatureConfig, TrainConfig, to_dict
 from kser.distribution import Distribution
 from kser.distribution import setup as setup_distribution
-from kser.data import Subset, speaker_class_counts, subset_to_json
+from kser.data import Subset, speaker_class_counts
 from kser.records_info import RecordsInfo, read_records_info
 from kser.errors import KserError
 from kser.output_dirs import check_writable, clear_own_entries, make_dir, refuse_foreign_entries
@@ -65,15 +65,26 @@ class Fold:
         return Subset(SPLITS, frozenset(getattr(self, role)), name=f"fold {self.index} {role}")
 
 
-def make_folds(fold_speakers: list[list[str]]) -> list[Fold]:
-    """Fold k tests on group k, validates on group k+1 (mod K) and trains on the rest."""
+def make_folds(fold_speakers: list[list[str]], validate: bool = True) -> list[Fold]:
+    """Fold k tests on group k, validates on group k+1 (mod K) and trains on the rest.
+
+    Without ``validate`` there is no validation group: everything but group k trains.
+    """
     count = len(fold_speakers)
     folds = []
     for k in range(count):
-        validation = (k + 1) % count
+        validation = (k + 1) % count if validate else None
         train = sorted(s for j, group in enumerate(fold_speakers) if j not in (k, validation) for s in group)
-        folds.append(Fold(k, tuple(train), tuple(fold_speakers[validation]), tuple(fold_speakers[k])))
+        folds.append(Fold(k, tuple(train), tuple(fold_speakers[validation]) if validate else (), tuple(fold_speakers[k])))
     return folds
+
+
+def _cv_json(cv: CrossValidationConfig) -> dict[str, Any]:
+    """The settings as stored; ``validate`` only when off, so that runs from before it resume."""
+    payload = to_dict(cv)
+    if payload["validate"]:
+        del payload["validate"]
+    return payload
 
 
 def fold_dir(model_dir: Path, index: int) -> Path:
@@ -166,7 +177,7 @@ def cross_validate(
     records_dir, model_dir = Path(records_dir), check_writable(model_dir, "model directory")
     records = read_records_info(records_dir)
     dist = setup_distribution(distribution)  # before Keras is imported: multi_worker selects JAX
-    folds = make_folds(speaker_folds(speaker_class_counts(records), cv.folds, cv.seed))
+    folds = make_folds(speaker_folds(speaker_class_counts(records), cv.folds, cv.seed), cv.validate)
     if cv.max_folds is not None:
         if not 1 <= cv.max_folds <= cv.folds:
             raise KserError(f"--max_folds must be between 1 and --folds ({cv.folds}), got {cv.max_folds}")
@@ -177,7 +188,7 @@ def cross_validate(
     definition = json.loads(
         json.dumps(
             {
-                "cross_validation": to_dict(cv),
+                "cross_validation": _cv_json(cv),
                 "train": to_dict(config),
                 "features": to_dict(features),
                 "model_options": model_options or {},
@@ -205,7 +216,7 @@ def cross_validate(
             log(f"fold {fold.index}: already finished, kept")
             results.append(json.loads(done.read_text()))
             continue
-        log(f"fold {fold.index}/{cv.folds}: test speakers {' '.join(fold.test)}, validation {' '.join(fold.validation)}")
+        log(f"fold {fold.index}/{cv.folds}: test speakers {' '.join(fold.test)}, validation {' '.join(fold.validation) or 'none'}")
         started = time.monotonic()
         if not (directory / model_files.INFO_FILE).is_file():  # not trained yet, or interrupted: train (resumes)
             train(
@@ -215,7 +226,7 @@ def cross_validate(
                 features=features,
                 model_options=model_options,
                 train_on=fold.subset("train"),
-                validate_on=fold.subset("validation"),
+                validate_on=fold.subset("validation") if fold.validation else None,
                 verbose=verbose,
                 distribution=dist,
             )
@@ -293,6 +304,7 @@ def _report(results: list[dict[str, Any]], records: RecordsInfo, definition: dic
         "folds": definition["cross_validation"]["folds"],
         "folds_run": len(results),
         "fold_seed": definition["cross_validation"]["seed"],
+        "validation_fold": definition["cross_validation"].get("validate", True),
         "train_seeds": [r["seed"] for r in results],
         "records_dir": definition["records_dir"],
         "records_manifest_sha256": definition["records_manifest_sha256"],

@@ -26,7 +26,11 @@ from kser.records import MANIFEST_FILE, file_sha256
 
 
 def read_history(model_dir: str | Path) -> dict[str, list[float]]:
-    """history.csv as columns (empty when the run wrote none)."""
+    """history.csv as columns (empty when the run wrote none).
+
+    Keras's CSVLogger writes ``NA`` in the val_ columns it adds for a run without validation; such
+    cells are left out, as are empty ones.
+    """
     path = Path(model_dir) / model_files.HISTORY_FILE
     if not path.is_file():
         return {}
@@ -34,7 +38,7 @@ def read_history(model_dir: str | Path) -> dict[str, list[float]]:
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
             for key, value in row.items():
-                if key != "epoch" and value not in ("", None):
+                if key != "epoch" and value not in ("", "NA", None):
                     columns.setdefault(key, []).append(float(value))
     return columns
 

@@ -40,7 +40,7 @@ class RunConfig:
     records_dir: str  # absolute
     label_names: tuple[str, ...]
     train_on: Subset
-    validate_on: Subset
+    validate_on: Subset | None  # None: no validation clips; a fixed number of epochs, last weights kept
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form (plain lists and dicts), as compared on resume and stored on disk."""
@@ -51,7 +51,7 @@ class RunConfig:
             "records_dir": self.records_dir,
             "label_names": list(self.label_names),
             "train_on": subset_to_json(self.train_on),
-            "validate_on": subset_to_json(self.validate_on),
+            "validate_on": None if self.validate_on is None else subset_to_json(self.validate_on),
         }
         return json.loads(json.dumps(payload))  # tuples -> lists, exactly as a reader sees them
 
@@ -64,7 +64,7 @@ class RunConfig:
             records_dir=str(payload["records_dir"]),
             label_names=tuple(payload["label_names"]),
             train_on=subset_from_json(payload["train_on"]),
-            validate_on=subset_from_json(payload["validate_on"]),
+            validate_on=None if payload["validate_on"] is None else subset_from_json(payload["validate_on"]),
         )
 
 

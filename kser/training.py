@@ -39,7 +39,7 @@ class TrainResult:
     model_dir: Path
     epochs_run: int
     best_epoch: int
-    best: dict[str, float]  # validation metrics at the best epoch
+    best: dict[str, float]  # validation metrics at the best epoch ({} without validation clips)
     features_on: str
     parameters: int
 
@@ -218,8 +218,14 @@ def compile_for_training(model: Any, config: TrainConfig, steps_per_epoch: int) 
     return uar
 
 
-def _callbacks(model_dir: Path, uar: Any, label_names: list[str], config: TrainConfig, distribution: Distribution) -> tuple[list[Any], Any]:
-    """The run's callbacks, writing under ``model_dir`` (on workers other than the chief, a scratch copy)."""
+def _callbacks(
+    model_dir: Path, uar: Any, label_names: list[str], config: TrainConfig, distribution: Distribution, validates: bool
+) -> tuple[list[Any], Any]:
+    """The run's callbacks, writing under ``model_dir`` (on workers other than the chief, a scratch copy).
+
+    Without validation clips (``validates`` False) nothing can pick a best epoch: the run trains for
+    ``config.epochs`` and keeps the last weights, so the schedule alone ends it.
+    """
     import keras
 
     from kser.callbacks import ClassMetrics, StopOnNonFinite
@@ -227,11 +233,10 @@ def _callbacks(model_dir: Path, uar: Any, label_names: list[str], config: TrainC
     stop_on_non_finite = StopOnNonFinite(monitor=("loss", "val_loss"))
     (model_dir / model_files.CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
     profile = profile_steps(config)
-    callbacks = [
+    validation_callbacks = [
         # First, so that CSVLogger, TensorBoard and EarlyStopping see val_recall_* and val_macro_f1.
         # Every worker feeds the whole validation set, so each clip is counted once per worker.
         ClassMetrics(None, label_names, log_dir=model_dir / model_files.LOGS_DIR, confusion_metric=uar, passes=distribution.num_workers),
-        stop_on_non_finite,
         keras.callbacks.EarlyStopping(
             monitor=config.monitor, mode=monitor_mode(config.monitor), patience=config.patience, restore_best_weights=True, verbose=1
         ),
@@ -242,6 +247,11 @@ def _callbacks(model_dir: Path, uar: Any, label_names: list[str], config: TrainC
             save_best_only=True,
             save_weights_only=True,
         ),
+    ]
+    callbacks = [
+        *(validation_callbacks[:1] if validates else []),
+        stop_on_non_finite,
+        *(validation_callbacks[1:] if validates else []),
         keras.callbacks.CSVLogger(str(model_dir / model_files.HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(str(model_dir / model_files.LOGS_DIR), profile_batch=profile),
         # Last: an epoch counts as done for a resumed run only once everything above has logged it.
@@ -259,7 +269,7 @@ def train(
     features: FeatureConfig = FeatureConfig(),
     model_options: dict[str, Any] | None = None,
     train_on: str | Subset = "train",
-    validate_on: str | Subset = "validation",
+    validate_on: str | Subset | None = "validation",
     verbose: int | str = "auto",
     distribution: DistributionConfig | Distribution = DistributionConfig(),
 ) -> TrainResult:
@@ -267,6 +277,8 @@ def train(
 
     ``train_on``/``validate_on`` pick other clips of the same records (a :class:`kser.data.Subset`
     of splits and speakers); cross-validation trains each fold this way from one build.
+    ``validate_on=None`` trains without validation clips: exactly ``config.epochs`` epochs, no
+    early stopping, the last weights kept (for a recipe whose schedule, not a validation set, ends it).
     ``distribution`` spreads the run over devices or hosts (:mod:`kser.distribution`);
     ``config.batch_size`` is the global batch.
     """
@@ -276,9 +288,10 @@ def train(
     records_dir, model_dir = Path(records_dir), check_writable(model_dir, "model directory")
     records = read_records_info(records_dir)
     label_names = list(records.label_names)
-    train_on, validate_on = Subset.of(train_on), Subset.of(validate_on)
+    train_on = Subset.of(train_on)
+    validate_on = None if validate_on is None else Subset.of(validate_on)
     for role, subset in (("train", train_on), ("validation", validate_on)):
-        if split_size(records, subset) == 0:
+        if subset is not None and split_size(records, subset) == 0:
             raise KserError(f"{records_dir} has no {role} clips ({subset.label}); rebuild the records with a {role} share")
     audio = records.audio
     if features.sample_rate != audio.sample_rate:
@@ -348,8 +361,8 @@ def train(
             **common,
         ).repeat()
         # Every worker reads the whole validation set: the metrics are then exactly one process's.
-        validation = make_dataset(records_dir, validate_on, training=False, seed=seed, **common)
-        callbacks, stop_on_non_finite = _callbacks(write_dir, uar, label_names, config, dist)
+        validation = None if validate_on is None else make_dataset(records_dir, validate_on, training=False, seed=seed, **common)
+        callbacks, stop_on_non_finite = _callbacks(write_dir, uar, label_names, config, dist, validate_on is not None)
         history = model.fit(
             train_data, validation_data=validation, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
             shuffle=False, verbose=verbose
@@ -388,7 +401,10 @@ def _warn(message: str) -> None:
 
 
 def _result(model_dir: Path, history: dict[str, list[float]], features_on: str, parameters: int, monitor: str) -> TrainResult:
-    scores = history.get(monitor) or [math.nan]
+    if monitor not in history:  # trained without validation clips: the last epoch is the model
+        epochs = len(history.get("loss", []))
+        return TrainResult(model_dir, epochs, epochs, {}, features_on, parameters)
+    scores = history[monitor] or [math.nan]
     sign = 1.0 if monitor_mode(monitor) == "min" else -1.0
     best_epoch = min(range(len(scores)), key=lambda epoch: sign * scores[epoch])
     best = {key: float(values[best_epoch]) for key, values in history.items() if key.startswith("val_") and len(values) > best_epoch}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kser.cross_validation import CV_REPORT_FILE, FOLD_FILE
+from kser.evaluation import read_history
 from tests.cli_runner import assert_one_line_error, demo_records, run_kser
 
 TINY = '{"conv_filters": [4, 8, 8], "proj_units": 16, "rnn_units": 8}'
@@ -59,6 +60,26 @@ def test_cross_validate_writes_folds_and_a_report(cross_validated, records):
     assert report["train_seeds"] == [0, 1, 2]
     assert report["records_manifest_sha256"] and (model_dir / "confusion_matrix.png").stat().st_size > 0
     assert "macro_f1" in result.stdout and "±" in result.stdout
+    assert report["validation_fold"] is True
+    # Stored only when off, so that cross-validations started before the flag existed still resume.
+    assert "validate" not in json.loads((model_dir / "cv_config.json").read_text())["cross_validation"]
+
+
+def test_novalidate_trains_on_the_validation_fold_too_for_every_epoch(records, tmp_path):
+    result = run_kser(*cv_command(records, tmp_path, "--novalidate", "--epochs=2", "--patience=1", "--max_folds=1"), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "validation none" in result.stdout
+    report = json.loads((tmp_path / CV_REPORT_FILE).read_text())
+    assert report["validation_fold"] is False and report["definition"]["cross_validation"]["validate"] is False
+    (fold,) = report["per_fold"]
+    assert fold["speakers"]["validation"] == [] and len(fold["speakers"]["train"]) == 4  # 6 speakers - 2 tested
+    assert not set(fold["speakers"]["train"]) & set(fold["speakers"]["test"])
+    assert fold["epochs"] == 2  # no early stopping without validation clips
+    history = read_history(tmp_path / "fold-0")
+    assert len(history["loss"]) == 2 and not any(key.startswith("val_") for key in history)
+    assert not (tmp_path / "fold-0" / "checkpoints" / "best.weights.h5").exists()
+    run = json.loads((tmp_path / "fold-0" / "train_config.json").read_text())
+    assert run["validate_on"] is None and sorted(run["train_on"]["speakers"]) == sorted(fold["speakers"]["train"])
 
 
 def test_an_interrupted_cross_validation_resumes_with_the_missing_folds(cross_validated, records):

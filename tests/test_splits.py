@@ -118,6 +118,9 @@ def test_speaker_folds_test_every_speaker_exactly_once(speakers, folds):
         roles = [set(plan.train), set(plan.validation), set(plan.test)]
         assert all(roles) and not (roles[0] & roles[1] or roles[0] & roles[2] or roles[1] & roles[2])
         assert roles[0] | roles[1] | roles[2] == set(counts)
+    for plan, validated in zip(make_folds(groups, validate=False), plans):  # the validation group trains too
+        assert plan.validation == () and plan.test == validated.test
+        assert set(plan.train) == set(validated.train) | set(validated.validation)
 
 
 def test_speaker_folds_are_stratified_and_seeded():

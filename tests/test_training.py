@@ -228,6 +228,19 @@ def test_recipe_options_train_and_are_recorded(records, tmp_path):
     assert report["protocol"]["train"] == to_dict(stored)
 
 
+def test_novalidate_trains_every_epoch_on_the_train_split_and_keeps_the_last_weights(records, tmp_path):
+    result = run_kser(
+        "train", "--arch=small", f"--records_dir={records}", f"--model_dir={tmp_path}", "--epochs=2", "--patience=1",
+        "--batch_size=8", "--seed=0", f"--model_options={json.dumps(TINY)}", "--novalidate",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 epochs, no validation clips: the last epoch's weights kept" in result.stdout
+    assert read_run_config(tmp_path).validate_on is None
+    assert not (tmp_path / "checkpoints" / "best.weights.h5").exists()
+    report = evaluate(tmp_path, records, "test")
+    assert report["protocol"]["train"]["epochs"] == 2
+
+
 def test_learning_rate_schedules():
     import keras
 
