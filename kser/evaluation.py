@@ -70,13 +70,10 @@ def score(model: Any, info: model_files.ModelInfo, records_dir: Path, split: str
     """Metrics of ``model`` on ``split`` of ``records_dir``, in the model's label space."""
     records = read_records_info(records_dir)
     to_model = label_mapping(info.label_names, list(records.label_names), records_dir)
-    import keras
+    from kser.frontend import features_can_run_in_tf_data, training_front_end
 
-    from kser.frontend import training_front_end
-
-    # Features in tf.data under Keras's TensorFlow backend; under another (JAX, in a multi-worker
-    # cross-validation) the same layers run on the waveforms here.
-    in_pipeline = keras.backend.backend() == "tensorflow"
+    # Under JAX (a multi-worker cross-validation) the front end's layers run on the waveforms here.
+    in_pipeline = features_can_run_in_tf_data()
     dataset = make_dataset(
         records_dir, split, batch_size=batch_size, training=False, features=info.features, one_hot=False,
         output="features" if in_pipeline else "waveforms",

@@ -21,6 +21,14 @@ SPEC_AUGMENT_SEED_OFFSET = 2
 MIXUP_SEED_OFFSET = 3
 
 
+def features_can_run_in_tf_data() -> bool:
+    """Whether the front end can run inside a tf.data pipeline: only under Keras's TensorFlow
+    backend. Under another (JAX, for multi-worker training) its layers run in or before the model."""
+    import keras
+
+    return keras.backend.backend() == "tensorflow"
+
+
 def derived_seed(seed: int | None, offset: int) -> int | None:
     """The seed of one random stream of a run (None stays None: unseeded)."""
     return None if seed is None else seed + offset

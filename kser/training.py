@@ -52,9 +52,11 @@ def resolve_features_on(value: str) -> str:
     """
     import keras
 
+    from kser.frontend import features_can_run_in_tf_data
+
     if value not in FEATURES_ON:
         raise KserError(f"unknown --features_on {value!r}; choose one of {', '.join(FEATURES_ON)}")
-    if keras.backend.backend() != "tensorflow":
+    if not features_can_run_in_tf_data():
         if value == "pipeline":
             raise KserError(f"--features_on=pipeline needs Keras's TensorFlow backend; under {keras.backend.backend()!r} features are computed in the model")
         return "model"

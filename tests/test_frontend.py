@@ -5,7 +5,7 @@ import numpy as np
 from kser.augment import SpecAugment, WaveformAugment
 from kser.config import AugmentConfig, FeatureConfig
 from kser.features import LogMelDeltas
-from kser.frontend import derived_seed, training_front_end
+from kser.frontend import derived_seed, features_can_run_in_tf_data, training_front_end
 
 OFF = AugmentConfig(noise_prob=0.0, gain_prob=0.0, pitch_prob=0.0, specaugment_prob=0.0)
 
@@ -19,6 +19,7 @@ def test_stages_in_order_and_only_those_that_can_act():
     spec_only = AugmentConfig(noise_prob=0.0, gain_prob=0.0, pitch_prob=0.0)
     assert [type(layer) for layer, _ in training_front_end(FeatureConfig(), spec_only, 5).stages()] == [LogMelDeltas, SpecAugment]
     assert derived_seed(None, 2) is None and derived_seed(7, 2) == 9
+    assert features_can_run_in_tf_data()  # this process runs Keras on TensorFlow (the JAX case: test_features)
 
 
 def test_the_same_seed_draws_the_same_augmentations():
