@@ -112,6 +112,16 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def omit_added_later(settings: Mapping[str, Any], added_later: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` without those of ``added_later`` (name -> default) that are at their default.
+
+    Stored definitions (a build's fingerprint, a cross-validation's settings) are compared whole on
+    resume; a setting added after some were stored is left out at its default, so they still match.
+    """
+    missing = object()
+    return {name: value for name, value in settings.items() if added_later.get(name, missing) != value}
+
+
 def from_dict(cls: type, values: Mapping[str, Any]) -> Any:
     """Rebuild a config dataclass from ``to_dict`` output, restoring tuple fields."""
     kwargs = {}

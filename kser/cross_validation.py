@@ -33,7 +33,7 @@ import numpy as np
 import kser
 from kser import model_dir as model_files
 from kser.atomic import write_json
-from kser.config import CrossValidationConfig, DistributionConfig, FeatureConfig, TrainConfig, to_dict
+from kser.config import CrossValidationConfig, DistributionConfig, FeatureConfig, TrainConfig, omit_added_later, to_dict
 from kser.distribution import Distribution
 from kser.distribution import setup as setup_distribution
 from kser.data import Subset, speaker_class_counts
@@ -48,6 +48,8 @@ from kser.splits import SPLITS, speaker_folds
 CV_CONFIG_FILE = "cv_config.json"
 CV_REPORT_FILE = "cv_report.json"
 FOLD_FILE = "cv_fold.json"
+# Settings added after cross-validations existed, stored only when not at their default so that those still resume.
+_ADDED_LATER = {"validate": True}
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 HEADLINE_METRICS = ("accuracy", "uar", "macro_f1")
 
@@ -75,16 +77,9 @@ def make_folds(fold_speakers: list[list[str]], validate: bool = True) -> list[Fo
     for k in range(count):
         validation = (k + 1) % count if validate else None
         train = sorted(s for j, group in enumerate(fold_speakers) if j not in (k, validation) for s in group)
-        folds.append(Fold(k, tuple(train), tuple(fold_speakers[validation]) if validate else (), tuple(fold_speakers[k])))
+        validators = () if validation is None else tuple(fold_speakers[validation])
+        folds.append(Fold(k, tuple(train), validators, tuple(fold_speakers[k])))
     return folds
-
-
-def _cv_json(cv: CrossValidationConfig) -> dict[str, Any]:
-    """The settings as stored; ``validate`` only when off, so that runs from before it resume."""
-    payload = to_dict(cv)
-    if payload["validate"]:
-        del payload["validate"]
-    return payload
 
 
 def fold_dir(model_dir: Path, index: int) -> Path:
@@ -188,7 +183,7 @@ def cross_validate(
     definition = json.loads(
         json.dumps(
             {
-                "cross_validation": _cv_json(cv),
+                "cross_validation": omit_added_later(to_dict(cv), _ADDED_LATER),
                 "train": to_dict(config),
                 "features": to_dict(features),
                 "model_options": model_options or {},

@@ -233,27 +233,31 @@ def _callbacks(
     from kser.callbacks import ClassMetrics, StopOnNonFinite
 
     stop_on_non_finite = StopOnNonFinite(monitor=("loss", "val_loss"))
-    (model_dir / model_files.CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
     profile = profile_steps(config)
-    validation_callbacks = [
-        # First, so that CSVLogger, TensorBoard and EarlyStopping see val_recall_* and val_macro_f1.
+    class_metrics, best_epoch = [], []
+    if validates:
         # Every worker feeds the whole validation set, so each clip is counted once per worker.
-        ClassMetrics(None, label_names, log_dir=model_dir / model_files.LOGS_DIR, confusion_metric=uar, passes=distribution.num_workers),
-        keras.callbacks.EarlyStopping(
-            monitor=config.monitor, mode=monitor_mode(config.monitor), patience=config.patience, restore_best_weights=True, verbose=1
-        ),
-        keras.callbacks.ModelCheckpoint(
-            str(model_dir / model_files.CHECKPOINTS_DIR / "best.weights.h5"),
-            monitor=config.monitor,
-            mode=monitor_mode(config.monitor),
-            save_best_only=True,
-            save_weights_only=True,
-        ),
-    ]
+        class_metrics = [
+            ClassMetrics(None, label_names, log_dir=model_dir / model_files.LOGS_DIR, confusion_metric=uar, passes=distribution.num_workers)
+        ]
+        (model_dir / model_files.CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
+        best_epoch = [
+            keras.callbacks.EarlyStopping(
+                monitor=config.monitor, mode=monitor_mode(config.monitor), patience=config.patience, restore_best_weights=True, verbose=1
+            ),
+            keras.callbacks.ModelCheckpoint(
+                str(model_dir / model_files.CHECKPOINTS_DIR / "best.weights.h5"),
+                monitor=config.monitor,
+                mode=monitor_mode(config.monitor),
+                save_best_only=True,
+                save_weights_only=True,
+            ),
+        ]
     callbacks = [
-        *(validation_callbacks[:1] if validates else []),
+        # ClassMetrics first, so that CSVLogger, TensorBoard and EarlyStopping see val_recall_* and val_macro_f1.
+        *class_metrics,
         stop_on_non_finite,
-        *(validation_callbacks[1:] if validates else []),
+        *best_epoch,
         keras.callbacks.CSVLogger(str(model_dir / model_files.HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(str(model_dir / model_files.LOGS_DIR), profile_batch=profile),
         # Last: an epoch counts as done for a resumed run only once everything above has logged it.

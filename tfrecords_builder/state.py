@@ -17,7 +17,7 @@ from typing import Any
 import kser
 from kser.output_dirs import clear_own_entries, make_dir
 from kser import atomic
-from kser.config import BuildConfig, to_dict
+from kser.config import BuildConfig, omit_added_later, to_dict
 from kser.errors import KserError
 from kser.layouts import ClipSource
 from kser.records import MANIFEST_FILE as MANIFEST
@@ -34,7 +34,7 @@ _ADDED_LATER = {"records": {"num_shards": None, "min_shards": 1}}
 def fingerprint(config: BuildConfig, clips: list[ClipSource]) -> dict[str, Any]:
     settings = {k: v for k, v in to_dict(config).items() if k not in _NOT_FINGERPRINTED}
     for section, defaults in _ADDED_LATER.items():
-        settings[section] = {k: v for k, v in settings[section].items() if defaults.get(k, object()) != v}
+        settings[section] = omit_added_later(settings[section], defaults)
     listing = hashlib.sha256()
     for clip in sorted(clips, key=lambda c: c.clip_id):
         size = Path(clip.path).stat().st_size if Path(clip.path).exists() else -1
