@@ -3,7 +3,12 @@
 Why paired: the folds' difficulty varies more (several points of UAR) than most changes do, so the
 mean of the per-fold differences, with its standard error, says more than two means +- sd side by side.
 
+A run is a ``kser cross-validate`` model directory, or runs of ``benchmarks/accelerator_cv.py`` as
+``RESULTS.jsonl:RUN[,RUN@seed+N...]``; several runs on a side (the same runs with other seeds) are
+paired in order, fold by fold.
+
     python benchmarks/compare_cv.py runs/baseline runs/candidate [--metric=uar]
+    python benchmarks/compare_cv.py R.jsonl:small,small@seed+100 R.jsonl:small-novalidate,small-novalidate@seed+100
 """
 
 from __future__ import annotations
@@ -16,15 +21,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.accelerator_cv import read_results, run_key  # noqa: E402
 from kser.cross_validation import mean_sd  # noqa: E402  (the report's own mean and sample sd)
 
 
-def load(model_dir: str) -> dict:
-    """Finished folds by index, from each fold's ``cv_fold.json`` (so a run still going can be compared)."""
-    folds = [json.loads(path.read_text()) for path in sorted(Path(model_dir).glob("fold-*/cv_fold.json"))]
+def load(spec: str, fold_seed: int = 0) -> dict[tuple[int, int], dict]:
+    """Finished folds keyed by (fold, position of the run in ``spec``), each with its metrics and
+    test speakers; from each fold's ``cv_fold.json`` (so a run still going can be compared) or from
+    an accelerator_cv results file."""
+    path, _, names = spec.partition(".jsonl:")
+    if names:
+        results = read_results(Path(path + ".jsonl"))
+        folds = {}
+        for position, name in enumerate(names.split(",")):
+            found = [r for r in results if "uar" in r and run_key(r, fold_seed) == name]
+            if not found:
+                raise SystemExit(f"{path}.jsonl: no finished fold of {name!r}")
+            folds.update({(r["fold"], position): {**r, "speakers": {"test": r["test_speakers"]}} for r in found})
+        return folds
+    folds = [json.loads(path.read_text()) for path in sorted(Path(spec).glob("fold-*/cv_fold.json"))]
     if not folds:
-        raise SystemExit(f"{model_dir}: no finished fold (fold-*/cv_fold.json)")
-    return {fold["fold"]: fold for fold in folds}
+        raise SystemExit(f"{spec}: no finished fold (fold-*/cv_fold.json)")
+    return {(fold["fold"], 0): fold for fold in folds}
 
 
 def main() -> None:
@@ -32,18 +50,20 @@ def main() -> None:
     parser.add_argument("base")
     parser.add_argument("candidate")
     parser.add_argument("--metric", default="uar", choices=["uar", "accuracy", "macro_f1"])
+    parser.add_argument("--fold_seed", type=int, default=0, help="accelerator_cv's --fold_seed (names runs with other seeds)")
     args = parser.parse_args()
-    base, candidate = load(args.base), load(args.candidate)
+    base, candidate = load(args.base, args.fold_seed), load(args.candidate, args.fold_seed)
     shared = sorted(set(base) & set(candidate))
     for index in shared:
         if base[index]["speakers"]["test"] != candidate[index]["speakers"]["test"]:
-            raise SystemExit(f"fold {index} tests other speakers in the two runs: not the same folds")
-    print(f"{'fold':>4} {'test speakers':<12}{'base':>8}{'candidate':>11}{'diff':>8}")
+            raise SystemExit(f"fold {index[0]} tests other speakers in the two runs: not the same folds")
+    print(f"{'fold':>6} {'test speakers':<12}{'base':>8}{'candidate':>11}{'diff':>8}")
     diffs = []
     for index in shared:
         a, b = 100 * base[index][args.metric], 100 * candidate[index][args.metric]
         diffs.append(b - a)
-        print(f"{index:>4} {' '.join(base[index]['speakers']['test']):<12}{a:>8.1f}{b:>11.1f}{b - a:>+8.1f}")
+        label = f"{index[0]}" if index[1] == 0 else f"{index[0]}/{index[1]}"
+        print(f"{label:>6} {' '.join(base[index]['speakers']['test']):<12}{a:>8.1f}{b:>11.1f}{b - a:>+8.1f}")
     if not diffs:
         raise SystemExit("the two runs share no finished fold")
     paired = mean_sd(diffs)
