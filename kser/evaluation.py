@@ -66,8 +66,11 @@ def _averaged_over_present(metrics: dict[str, Any], present: list[str]) -> dict[
     }
 
 
-def score(model: Any, info: model_files.ModelInfo, records_dir: Path, split: str | Subset, batch_size: int = EVAL_BATCH_SIZE) -> dict[str, Any]:
-    """Metrics of ``model`` on ``split`` of ``records_dir``, in the model's label space."""
+def predict_split(
+    model: Any, info: model_files.ModelInfo, records_dir: Path, split: str | Subset, batch_size: int = EVAL_BATCH_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, probabilities)`` of every clip of ``split``, in the records' order and the model's
+    label space: what :func:`score` scores, and what an ensemble averages over models."""
     records = read_records_info(records_dir)
     to_model = label_mapping(info.label_names, list(records.label_names), records_dir)
     from kser.frontend import features_can_run_in_tf_data, training_front_end
@@ -80,18 +83,27 @@ def score(model: Any, info: model_files.ModelInfo, records_dir: Path, split: str
     )
     front_end = [] if in_pipeline else [layer for layer, _ in training_front_end(info.features, None, None).stages()]
     # One pass: reading the labels and predicting separately would decode and featurise twice.
-    true_batches, predicted_batches = [], []
+    true_batches, probability_batches = [], []
     for inputs, labels in dataset:
         for layer in front_end:
             inputs = layer(np.asarray(inputs))
         true_batches.append(to_model[labels.numpy()])
-        predicted_batches.append(np.argmax(model.predict_on_batch(inputs), axis=1))
-    y_true, y_pred = np.concatenate(true_batches), np.concatenate(predicted_batches)
-    metrics = classification_metrics(y_true, y_pred, info.label_names)
-    present = [name for name in info.label_names if metrics["per_class"][name]["support"] > 0]
-    if len(present) < len(info.label_names):
+        probability_batches.append(np.asarray(model.predict_on_batch(inputs)))
+    return np.concatenate(true_batches), np.concatenate(probability_batches)
+
+
+def metrics_for(y_true: np.ndarray, probabilities: np.ndarray, label_names: tuple[str, ...]) -> dict[str, Any]:
+    """The report's metrics of argmax predictions; UAR and macro F1 over the classes present."""
+    metrics = classification_metrics(y_true, np.argmax(probabilities, axis=1), label_names)
+    present = [name for name in label_names if metrics["per_class"][name]["support"] > 0]
+    if len(present) < len(label_names):
         metrics = _averaged_over_present(metrics, present)
     return {**metrics, "clips": int(y_true.size), "classes_present": present}
+
+
+def score(model: Any, info: model_files.ModelInfo, records_dir: Path, split: str | Subset, batch_size: int = EVAL_BATCH_SIZE) -> dict[str, Any]:
+    """Metrics of ``model`` on ``split`` of ``records_dir``, in the model's label space."""
+    return metrics_for(*predict_split(model, info, records_dir, split, batch_size), info.label_names)
 
 
 def trained_with(model_dir: Path, info: model_files.ModelInfo) -> dict[str, Any]:
