@@ -381,7 +381,7 @@ def train(
         if not dist.is_chief:
             shutil.rmtree(write_dir, ignore_errors=True)
 
-    result = _result(model_dir, history.history, features_on, core.count_params(), config.monitor)
+    result = _result(model_dir, history.history, features_on, core.count_params(), config.monitor if validate_on is not None else None)
     if not dist.is_chief:
         return result
     manifest_sha = file_sha256(records_dir / MANIFEST_FILE)
@@ -406,11 +406,13 @@ def _warn(message: str) -> None:
     print(f"kser: warning: {message}", file=sys.stderr)
 
 
-def _result(model_dir: Path, history: dict[str, list[float]], features_on: str, parameters: int, monitor: str) -> TrainResult:
-    if monitor not in history:  # trained without validation clips: the last epoch is the model
+def _result(model_dir: Path, history: dict[str, list[float]], features_on: str, parameters: int, monitor: str | None) -> TrainResult:
+    """The run's outcome from Keras's history; ``monitor`` None: trained without validation clips,
+    so the last epoch is the model."""
+    if monitor is None:
         epochs = len(history.get("loss", []))
         return TrainResult(model_dir, epochs, epochs, {}, features_on, parameters)
-    scores = history[monitor] or [math.nan]
+    scores = history.get(monitor) or [math.nan]  # empty when a resumed run had no epoch left
     sign = 1.0 if monitor_mode(monitor) == "min" else -1.0
     best_epoch = min(range(len(scores)), key=lambda epoch: sign * scores[epoch])
     best = {key: float(values[best_epoch]) for key, values in history.items() if key.startswith("val_") and len(values) > best_epoch}
