@@ -161,8 +161,9 @@ def fold_plan(clips: dict[str, np.ndarray], folds: int, fold_seed: int, validate
 def epoch_order(labels: np.ndarray, classes: int, rng: np.random.Generator) -> np.ndarray:
     """One oversampled, shuffled pass (kser.data._oversample): each clip of class c repeated
     floor(f_c) or ceil(f_c) times, f_c = max_count / n_c, the rounding drawn per clip."""
-    counts = np.bincount(labels, minlength=classes).astype(np.float64)
-    factors = np.where(counts > 0, counts.max() / np.maximum(counts, 1), 0.0)[labels]
+    from kser.data import factors_for_counts
+
+    factors = factors_for_counts(np.bincount(labels, minlength=classes))[labels]
     repeats = np.floor(factors).astype(np.int64) + (rng.random(len(labels)) < factors - np.floor(factors))
     return rng.permutation(np.repeat(np.arange(len(labels)), repeats))
 
@@ -208,6 +209,7 @@ def train_fold(job: Job, folds: int, fold_seed: int, epochs: int | None) -> dict
 
     from kser.callbacks import StopOnNonFinite
     from kser.config import FeatureConfig, TrainConfig
+    from kser.data import oversampled_size
     from kser.features import output_frames
     from kser.metrics import classification_metrics
     from kser.training import build_core, build_training_model, compile_for_training, monitor_mode, resolve_config
@@ -233,8 +235,7 @@ def train_fold(job: Job, folds: int, fold_seed: int, epochs: int | None) -> dict
     samples = waveforms.shape[1]
     core = build_core(config.arch, classes, (output_frames(samples, features), features.n_mels, 3), options)
     model = build_training_model(core, samples, features, config.augmentation if config.augment else None, seed)
-    counts = np.bincount(labels[train], minlength=classes)
-    steps = math.ceil(int(counts.max() * np.count_nonzero(counts)) / config.batch_size)
+    steps = math.ceil(oversampled_size(np.bincount(labels[train], minlength=classes)) / config.batch_size)
     compile_for_training(model, config, steps)
     one_hot = np.eye(classes, dtype=np.float32)
     stop = StopOnNonFinite(monitor=("loss", "val_loss"))

@@ -39,10 +39,16 @@ def load(spec: str, fold_seed: int = 0) -> dict[tuple[int, int], dict]:
                 raise SystemExit(f"{path}.jsonl: no finished fold of {name!r}")
             folds.update({(r["fold"], position): {**r, "speakers": {"test": r["test_speakers"]}} for r in found})
         return folds
-    folds = [json.loads(path.read_text()) for path in sorted(Path(spec).glob("fold-*/cv_fold.json"))]
+    folds = finished_folds(Path(spec))
     if not folds:
         raise SystemExit(f"{spec}: no finished fold (fold-*/cv_fold.json)")
-    return {(fold["fold"], 0): fold for fold in folds}
+    return {(index, 0): fold for index, fold in folds.items()}
+
+
+def finished_folds(model_dir: Path) -> dict[int, dict]:
+    """A ``kser cross-validate`` directory's finished folds (``fold-k/cv_fold.json``) by index."""
+    reports = [json.loads(path.read_text()) for path in sorted(model_dir.glob("fold-*/cv_fold.json"))]
+    return {report["fold"]: report for report in reports}
 
 
 def main() -> None:

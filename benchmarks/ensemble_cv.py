@@ -11,7 +11,6 @@ paired difference against the best single run. Evaluation only: nothing is train
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -21,15 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import write_results  # noqa: E402
-
-
-def fold_reports(run_dir: Path) -> dict[int, dict]:
-    """The run's finished folds (``fold-k/cv_fold.json``) by index."""
-    folds = {}
-    for path in sorted(run_dir.glob("fold-*/cv_fold.json")):
-        report = json.loads(path.read_text())
-        folds[report["fold"]] = report
-    return folds
+from benchmarks.compare_cv import finished_folds  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +38,7 @@ def main() -> None:
     from kser.evaluation import metrics_for, predict_split
 
     runs = [Path(run) for run in args.runs]
-    reports = [fold_reports(run) for run in runs]
+    reports = [finished_folds(run) for run in runs]
     shared = sorted(set.intersection(*(set(report) for report in reports)))
     if not shared:
         raise SystemExit("the runs share no finished fold")

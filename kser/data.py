@@ -103,17 +103,27 @@ def class_weights(records: RecordsInfo, split: "str | Subset" = "train") -> np.n
     return weights.astype(np.float32)
 
 
+def factors_for_counts(counts: np.ndarray) -> np.ndarray:
+    """Per-class oversampling factors ``max_count / n_c`` of class counts (0 for an absent class)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return np.where(counts > 0, counts.max() / np.maximum(counts, 1), 0.0)
+
+
+def oversampled_size(counts: np.ndarray) -> int:
+    """Clips per oversampled epoch: every present class raised to the largest one."""
+    return int(np.max(counts) * np.count_nonzero(counts))
+
+
 def oversampling_factors(records: RecordsInfo, split: "str | Subset" = "train") -> np.ndarray:
     """How many copies of each clip of class c an epoch holds on average: ``max_count / n_c``."""
-    counts = class_counts(records, split).astype(np.float64)
-    return np.where(counts > 0, counts.max() / np.maximum(counts, 1), 0.0).astype(np.float32)
+    return factors_for_counts(class_counts(records, split)).astype(np.float32)
 
 
 def split_size(records: RecordsInfo, split: "str | Subset", balance: str = "none") -> int:
     """Clips per epoch of ``split`` (oversampling raises every class to the largest one)."""
     counts = class_counts(records, split)
     if balance == "oversample":
-        return int(counts.max() * np.count_nonzero(counts))
+        return oversampled_size(counts)
     return int(counts.sum())
 
 
