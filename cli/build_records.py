@@ -104,7 +104,7 @@ def summary(result) -> str:
     return "\n".join(lines)
 
 
-@reports_errors
+@reports_errors(writes_to="output_dir")
 def main(argv: list[str]) -> None:
     from kser_tfrecords_builder import build_records
 

@@ -20,7 +20,7 @@ flags.DEFINE_float("window_hop_seconds", WINDOW_HOP_SECONDS, "Hop between the 3 
 FLAGS = flags.FLAGS
 
 
-@reports_errors
+@reports_errors(writes_to="export_dir")
 def main(argv: list[str]) -> None:
     from kser.export import EXPORT_INFO_FILE, export_saved_model
     from kser.model_dir import load_info
@@ -33,4 +33,4 @@ def main(argv: list[str]) -> None:
     print(f"  labels: {' '.join(info.label_names)}")
     print(f"  input: float32 waveform [batch, samples] at {info.audio.sample_rate} Hz, any length; "
           f"{info.audio.clip_seconds:g} s windows every {FLAGS.window_hop_seconds:g} s")
-    print(f"  signatures: serving_default, windows; details in {export_dir / EXPORT_INFO_FILE}")
+    print(f"  signatures: serving_default, windows, kser_constants; details in {export_dir / EXPORT_INFO_FILE}")

@@ -28,8 +28,8 @@ flags.DEFINE_string("output", None, "Write the output to this file (atomically) 
 FLAGS = flags.FLAGS
 
 
-def _check_output(path: str | None) -> None:
-    """Refuse an unusable --output before the model is loaded."""
+def _check_output(path: str | None, inputs: list[tuple[str, str | None]]) -> None:
+    """Refuse an unusable --output, or one that is an input, before the model is loaded."""
     if path is None:
         return
     target = Path(path)
@@ -37,6 +37,11 @@ def _check_output(path: str | None) -> None:
         raise KserError(f"--output {target} is a folder; give a file name")
     if not target.parent.is_dir():
         raise KserError(f"--output {target}: folder {target.parent} does not exist")
+    from kser.predict import input_at
+
+    replaced = input_at(target, inputs)
+    if replaced is not None:
+        raise KserError(f"--output {target} is the input {replaced}: writing the predictions would replace it; choose another file")
     check_writable(target.parent, "the folder of --output")  # not only after every file is predicted
 
 
@@ -45,18 +50,19 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         raise KserError("no audio files or folders given: kser predict --export_dir=DIR PATH...")
-    _check_output(FLAGS.output)
     from kser.atomic import write_text
     from kser.predict import FilePrediction, find_inputs, load_exported, predict_file
     from kser.prediction_output import PredictionWriter, summary
 
+    inputs = find_inputs(paths)
+    _check_output(FLAGS.output, inputs)
     exported = load_exported(FLAGS.export_dir)
     writer = PredictionWriter(FLAGS.format, exported.label_names, FLAGS.windows)
     to_stdout = FLAGS.output is None and writer.streams
     if to_stdout:
         sys.stdout.write(writer.header())
     results = []
-    for path, problem in find_inputs(paths):
+    for path, problem in inputs:
         prediction = FilePrediction(path=path, error=problem) if problem else predict_file(exported, path, windows=FLAGS.windows)
         results.append(prediction)
         if not prediction.ok:

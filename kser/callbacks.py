@@ -16,16 +16,21 @@ them out for good), ``TensorBoard``, ``EarlyStopping``/``ModelCheckpoint(monitor
 
 from __future__ import annotations
 
+import json
 import math
 import os
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
 
+from kser import atomic
 from kser.metrics import classification_metrics, metrics_from_confusion
 
-__all__ = ["ClassMetrics", "StopOnNonFinite", "UnweightedAverageRecall"]
+__all__ = [
+    "AtomicBackupAndRestore", "AtomicModelCheckpoint", "ClassMetrics", "StopOnNonFinite", "UnweightedAverageRecall", "save_atomically"
+]
 
 
 def _is_tf_dataset(data: Any) -> bool:
@@ -306,3 +311,136 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._current_epoch = epoch
         self._check(logs, self.monitor + tuple(f"val_{key}" for key in self.monitor), None)
+
+
+def save_atomically(model: keras.Model, path: str | os.PathLike, weights_only: bool = False, attributes: dict[str, Any] | None = None) -> None:
+    """``model.save``/``save_weights`` to a temporary name, flushed and renamed into place.
+
+    Why: a run killed, or a disk that fills up, during the write leaves the previous file (or
+    none) under ``path``, never a truncated one that a resumed run would load. ``attributes``
+    go into the weights file's HDF5 root, so they are committed with the weights.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.replacing(path, ".weights.h5" if weights_only else path.suffix) as temp:
+        if weights_only:
+            try:
+                payload = _weights_file(model, attributes or {})
+            except (ImportError, AttributeError):  # a Keras without these internals: its public writer
+                model.save_weights(temp)
+                _add_attributes(temp, attributes or {})
+            else:
+                temp.write_bytes(payload)
+        else:
+            model.save(temp)  # a zip whose HDF5 part Keras builds in memory
+
+
+def _weights_file(model: keras.Model, attributes: dict[str, Any]) -> bytes:
+    """What ``model.save_weights`` writes to a ``.weights.h5`` file, built in memory.
+
+    Why not ``save_weights`` itself: when HDF5's own write fails on a full disk, closing the file
+    segfaults (h5py issue 914). Built in memory by Keras's own writer, the file reaches the disk
+    through Python, where a full disk is an ordinary ``OSError``. Keras is pinned (3.15).
+    """
+    import io
+
+    from keras.src.saving import saving_lib
+
+    if not model.built:
+        raise ValueError(f"model {model.name} is not built: it has no weights to save")
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    try:
+        saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
+        store.h5_file.attrs.update(attributes)
+    finally:
+        store.close()
+    return buffer.getvalue()
+
+
+def _add_attributes(weights: Path, attributes: dict[str, Any]) -> None:
+    """Set ``attributes`` on a weights file's HDF5 root (the fallback path of :func:`save_atomically`)."""
+    if attributes:
+        import h5py
+
+        with h5py.File(weights, "a") as handle:
+            handle.attrs.update(attributes)
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``keras.callbacks.ModelCheckpoint`` whose file is written by :func:`save_atomically`.
+
+    Keras decides whether and where to save (``_should_save_model`` keeps ``best``); only the
+    write itself is replaced.
+    """
+
+    def _save_model(self, epoch: int, batch: int | None, logs: dict[str, Any] | None) -> None:
+        filepath = self._get_file_path(epoch, batch, logs)
+        if self._should_save_model(epoch, batch, logs, filepath):
+            save_atomically(self.model, filepath, weights_only=self.save_weights_only)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` that never loads a damaged backup.
+
+    Why: Keras writes ``latest.weights.h5`` in place, so a kill or a full disk mid-write leaves a
+    file that crashes every rerun (h5py errors, once a segfault). Here the backup is one file,
+    weights plus the number of epochs done (an HDF5 attribute), written by :func:`save_atomically`:
+    one rename commits both. On resume the file is read through once with h5py before Keras loads
+    it; a damaged one is reported in one line through ``warn`` and the run starts from epoch 1.
+    """
+
+    EPOCHS_ATTRIBUTE = "kser_epochs_done"
+
+    def __init__(self, backup_dir: str | os.PathLike, warn: Callable[[str], None] | None = None) -> None:
+        super().__init__(os.fspath(backup_dir))
+        self._warn = warn
+        self._epochs_done: int | None = None
+
+    def epochs_done(self) -> int:
+        """The epochs the backup holds, to resume after: 0 without one or with a damaged one."""
+        if self._epochs_done is None:
+            self._epochs_done = self._check_backup()
+        return self._epochs_done
+
+    def _check_backup(self) -> int:
+        path = Path(self._weights_path)
+        if not path.exists():
+            return 0
+        try:
+            return _epochs_in_backup(path, Path(self._training_metadata_path), self.EPOCHS_ATTRIBUTE)
+        except Exception as error:  # any way a file can be damaged: h5py, OS and value errors
+            if self._warn is not None:
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                self._warn(f"training backup {path} is damaged ({reason}); training again from epoch 1")
+            return 0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        epochs, self._epochs_done = self.epochs_done(), None  # a later fit checks afresh
+        if epochs == 0:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # its weights are in the backup too
+        self.model.load_weights(self._weights_path)
+        self.model._initial_epoch = epochs
+
+    def _save_model(self) -> None:
+        save_atomically(self.model, self._weights_path, weights_only=True, attributes={self.EPOCHS_ATTRIBUTE: self._current_epoch})
+        # Keras's own record of the epoch, for readers that know only Keras's layout; kser reads the attribute.
+        atomic.write_text(self._training_metadata_path, json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+
+
+def _epochs_in_backup(weights: Path, metadata: Path, attribute: str) -> int:
+    """Read every array of ``weights`` (raises if any part is damaged); its epochs-done attribute,
+    or, for a backup Keras's own callback wrote, the epoch in its metadata file."""
+    import h5py
+
+    def read(_: str, item: Any) -> None:  # returns None: visititems stops at the first other value
+        if isinstance(item, h5py.Dataset):
+            item[()]
+
+    with h5py.File(weights, "r") as handle:
+        handle.visititems(read)
+        if attribute in handle.attrs:
+            return int(handle.attrs[attribute])
+    return int(json.loads(metadata.read_text())["epoch"])

@@ -92,6 +92,8 @@ def cluster_from_tf_config(text: str | None) -> Cluster | None:
     if len(set(addresses)) != len(addresses):
         raise KserError(f"{TF_CONFIG_ENV} lists an address twice: {addresses}")
     kind, index = task.get("type"), task.get("index", 0)
+    if isinstance(index, bool):  # True is an int in Python, and would pass as task 1
+        raise KserError(f"{TF_CONFIG_ENV} task index must be a whole number, got {json.dumps(index)}")
     if kind not in _TRAINING_TASKS or not isinstance(index, int) or not 0 <= index < len(cluster.get(kind, [])):
         raise KserError(f"{TF_CONFIG_ENV} task {task!r} is not one of the cluster's chief or worker tasks")
     return Cluster(tuple(addresses), first_of[kind] + index)
@@ -191,15 +193,40 @@ class Distribution:
             write()
         self.barrier(f"kser: {what} ready")
 
+    @contextlib.contextmanager
+    def chief_holds(self, lock: Callable[[], contextlib.AbstractContextManager[Any]]) -> Iterator[None]:
+        """Hold ``lock()`` (a :mod:`kser.locks` lock) on the chief alone for the block: the workers
+        write nowhere persistent. A refusal on the chief is raised on every worker, so that none
+        waits at a barrier for a chief that has gone."""
+        if self.num_workers == 1:
+            with lock():
+                yield
+            return
+        with contextlib.ExitStack() as held:
+            refusal = None
+            if self.is_chief:
+                try:
+                    held.enter_context(lock())
+                except KserError as error:
+                    refusal = error
+            if self._from_chief(int(refusal is not None)):
+                raise refusal or KserError("the chief refused to start this run; its output says why")
+            yield
+
+    def _from_chief(self, value: int) -> int:
+        """The chief's ``value`` on every worker (a collective: every worker must call it)."""
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        return int(multihost_utils.broadcast_one_to_all(np.asarray(value, dtype=np.int32)))
+
     def shared_seed(self, seed: int | None) -> int | None:
         """The seed that every worker initialises the weights with: ``seed``, or the chief's draw."""
         if seed is not None or self.num_workers == 1:
             return seed
         import numpy as np
-        from jax.experimental import multihost_utils
 
-        draw = np.asarray(np.random.default_rng().integers(0, 2**31 - 1), dtype=np.int32)
-        return int(multihost_utils.broadcast_one_to_all(draw))
+        return self._from_chief(int(np.random.default_rng().integers(0, 2**31 - 1)))
 
     @contextlib.contextmanager
     def local(self) -> Iterator[None]:
@@ -257,6 +284,7 @@ def _mirrored(devices: tuple[str, ...]) -> Distribution:
 
     tf = tensorflow()
     _split_cpu(tf, devices)
+    _check_devices_exist(tf, devices)
     strategy = tf.distribute.MirroredStrategy(list(devices) or None)
     return Distribution(mode="mirrored", strategy=strategy, replicas=strategy.num_replicas_in_sync)
 
@@ -277,9 +305,23 @@ def _split_cpu(tf: Any, devices: tuple[str, ...]) -> None:
         raise KserError(f"--devices asks for {wanted} CPU devices, but TensorFlow has already started with {len(cpus)}") from None
 
 
+def _check_devices_exist(tf: Any, devices: tuple[str, ...]) -> None:
+    """Refuse a device TensorFlow does not have: MirroredStrategy would place a missing GPU's work
+    on the CPU without a word, or wait in an all-reduce for it forever."""
+    existing = [device.name for device in tf.config.list_logical_devices()]
+    missing = [name for name in devices if name not in existing]
+    if missing:
+        raise KserError(f"--devices names {_short(missing)}, which this machine does not have; TensorFlow sees {_short(existing)}")
+
+
+def _short(names: Sequence[str]) -> str:
+    """``/device:GPU:0`` names as --devices spells them: ``GPU:0``."""
+    return ", ".join(name.removeprefix("/device:") for name in names)
+
+
 def _multi_worker(cluster: Cluster | None, log: Callable[[str], None]) -> Distribution:
     if cluster is None:
-        raise KserError(f"--distribution=multi_worker needs the cluster in {TF_CONFIG_ENV} (see the README, 'Training on several GPUs or hosts')")
+        raise KserError(f"--distribution=multi_worker needs the cluster in {TF_CONFIG_ENV} (see docs/distributed.md)")
     active = _ACTIVE.get("cluster")
     if active is not None:
         if active != cluster:

@@ -20,6 +20,9 @@ Signatures:
   ``start_seconds`` [batch, windows] (in the row as sent, trimming included) and ``num_windows``
   [batch]: rows can have different window counts once trimmed, so row r's windows are the first
   ``num_windows[r]``; the rest is padding (probabilities 0, label "").
+* ``kser_constants()`` -> ``label_names`` [classes], ``sample_rate`` and ``clip_samples``: what the
+  graph was built for, so that ``kser_export.json`` is checked against the graph itself
+  (kser.export_info) and a server can ask the model what to send.
 
 All rows of one call share a length (a tensor is rectangular), and each row is normalised over
 its whole (trimmed) length, padding included: send clips of different lengths in separate calls.
@@ -30,7 +33,8 @@ of any length, and scoring only the first 3 s would ignore most of a long one.
 
 The export is written under a hidden temporary directory next to ``export_dir`` and renamed into
 place at the end, with ``kser_export.json`` (what the graph expects) written last inside it, so
-a killed export never leaves a directory that looks complete.
+a killed export never leaves a directory that looks complete. Meanwhile the export holds the
+lock ``.NAME.kser.lock`` beside ``export_dir`` (:mod:`kser.locks`): a second export there is refused.
 """
 
 from __future__ import annotations
@@ -44,14 +48,17 @@ from typing import Any
 from kser import __version__, atomic
 from kser.config import WINDOW_HOP_SECONDS, to_dict
 from kser.errors import KserError
+from kser.locks import replaced_folder_lock
 from kser.output_dirs import check_writable, make_dir, refuse_foreign_entries
 from kser.run_config import RunConfig, read_run_config
 from kser.model_dir import INFO_FILE, MODEL_FILE, ModelInfo, load_info, load_model
 
 EXPORT_INFO_FILE = "kser_export.json"
-EXPORT_FORMAT_VERSION = 2  # 2: per-row window starts and counts (trimming makes them differ per row)
+# 2: per-row window starts and counts (trimming makes them differ per row); 3: kser_constants
+EXPORT_FORMAT_VERSION = 3
 SERVING_SIGNATURE = "serving_default"
 WINDOWS_SIGNATURE = "windows"
+CONSTANTS_SIGNATURE = "kser_constants"
 DEFAULT_WINDOW_HOP_SECONDS = WINDOW_HOP_SECONDS
 # Windows scored per model call inside the graph: bounds memory on long recordings (an hour at a
 # 1 s hop is 3,600 windows) while a call on a typical clip is still a single batch.
@@ -303,6 +310,10 @@ def export_metadata(
                     "num_windows": "int32 [batch]",
                 },
             },
+            CONSTANTS_SIGNATURE: {
+                "inputs": {},
+                "outputs": {"label_names": "string [classes]", "sample_rate": "int32 []", "clip_samples": "int32 []"},
+            },
         },
         "records_manifest_sha256": info.records_manifest_sha256,
     }
@@ -353,11 +364,19 @@ def _write_saved_model(
         probabilities = tf.reduce_mean(window_probabilities, axis=1)
         return {"probabilities": probabilities, "label": tf.gather(labels, tf.argmax(probabilities, axis=-1))}
 
+    def constants_fn() -> dict[str, Any]:
+        return {
+            "label_names": tf.constant(list(info.label_names), dtype=tf.string),
+            "sample_rate": tf.constant(info.audio.sample_rate, tf.int32),
+            "clip_samples": tf.constant(plan.clip_samples, tf.int32),
+        }
+
     spec = [tf.TensorSpec(shape=[None, None], dtype=tf.float32, name="waveform")]
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(SERVING_SIGNATURE, serving_fn, input_signature=spec)
     archive.add_endpoint(WINDOWS_SIGNATURE, windows_fn, input_signature=spec)
+    archive.add_endpoint(CONSTANTS_SIGNATURE, constants_fn, input_signature=[])
     from kser.quiet import silenced_stderr
 
     with silenced_stderr():  # TF's "untraced functions" and asset chatter
@@ -415,23 +434,25 @@ def export_model(
 
     temp = _temp_dir_for(export_dir, "export")
     old = _temp_dir_for(export_dir, "old")
-    for leftover in (temp, old):
-        shutil.rmtree(leftover, ignore_errors=True)
-    try:
-        _write_saved_model(model, info, temp, plan, max_windows_per_step)
-        atomic.write_json(temp / EXPORT_INFO_FILE, export_metadata(info, plan, window_hop_seconds, run))
-        _check_destination(export_dir, overwrite)  # something may have appeared meanwhile
-        if export_dir.exists():
-            os.rename(export_dir, old)
+    # One export into export_dir at a time; its lock file is beside it, as export_dir is replaced whole.
+    with replaced_folder_lock(export_dir, "export directory"):
+        for leftover in (temp, old):
+            shutil.rmtree(leftover, ignore_errors=True)
         try:
-            os.rename(temp, export_dir)
-        except OSError:
-            if old.exists():
-                os.rename(old, export_dir)
-            raise
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+            _write_saved_model(model, info, temp, plan, max_windows_per_step)
+            atomic.write_json(temp / EXPORT_INFO_FILE, export_metadata(info, plan, window_hop_seconds, run))
+            _check_destination(export_dir, overwrite)  # something may have appeared meanwhile
+            if export_dir.exists():
+                os.rename(export_dir, old)
+            try:
+                os.rename(temp, export_dir)
+            except OSError:
+                if old.exists():
+                    os.rename(old, export_dir)
+                raise
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
     return export_dir
 
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import io
 import os
 import re
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from kser.config import CREMA_D_EMOTIONS
 from kser.errors import KserError
@@ -364,26 +365,50 @@ def _csv(root: Path, options: LayoutOptions):
         raise KserError(f"csv layout needs a listing file: {listing} not found (set --csv)")
     clips, skipped = [], []
     first_line: dict[str, tuple[int, str]] = {}  # resolved path -> (line, label) of its first row
-    with open(listing, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = set(reader.fieldnames or [])
-        if not {"path", "label"} <= columns:
-            raise KserError(f"{listing}: header must name the columns path,label[,speaker]; found {sorted(columns)}")
-        for line_number, row in enumerate(reader, start=2):
-            where = f"{listing}:{line_number}"
-            if not (row.get("path") or "").strip() or not (row.get("label") or "").strip():
-                skipped.append(Skipped(where, "empty path or label"))
-                continue
-            path = Path(row["path"].strip())
-            path = path if path.is_absolute() else listing.parent / path
-            clip_id = Path(row["path"].strip()).with_suffix("").as_posix()
-            speaker = (row.get("speaker") or "").strip() or UNKNOWN_SPEAKER
-            label = row["label"].strip()
-            key = os.path.normpath(path)
-            if key in first_line:
-                line, first_label = first_line[key]
-                same = "again" if first_label == label else f"as {label!r} but line {line} says {first_label!r}"
-                raise KserError(f"{where} lists {path} {same} (first at line {line}); list each file once")
-            first_line[key] = (line_number, label)
-            clips.append(ClipSource(str(path), label, speaker, clip_id))
+    reader = csv.DictReader(io.StringIO(_listing_text(listing), newline=""))
+    columns = set(reader.fieldnames or [])
+    if not {"path", "label"} <= columns:
+        raise KserError(f"{listing}: header must name the columns path,label[,speaker]; found {sorted(columns)}")
+    for row in _csv_rows(reader, listing):
+        line_number = reader.line_num
+        where = f"{listing}:{line_number}"
+        if not (row.get("path") or "").strip() or not (row.get("label") or "").strip():
+            skipped.append(Skipped(where, "empty path or label"))
+            continue
+        if any("\0" in (row.get(column) or "") for column in ("path", "label", "speaker")):
+            skipped.append(Skipped(where, "a NUL byte in the path, label or speaker: the line is damaged"))
+            continue
+        path = Path(row["path"].strip())
+        path = path if path.is_absolute() else listing.parent / path
+        clip_id = Path(row["path"].strip()).with_suffix("").as_posix()
+        speaker = (row.get("speaker") or "").strip() or UNKNOWN_SPEAKER
+        label = row["label"].strip()
+        key = os.path.normpath(path)
+        if key in first_line:
+            line, first_label = first_line[key]
+            same = "again" if first_label == label else f"as {label!r} but line {line} says {first_label!r}"
+            raise KserError(f"{where} lists {path} {same} (first at line {line}); list each file once")
+        first_line[key] = (line_number, label)
+        clips.append(ClipSource(str(path), label, speaker, clip_id))
     return clips, skipped
+
+
+def _listing_text(listing: Path) -> str:
+    """The listing as text: UTF-8, with or without the byte-order mark of Excel's "CSV UTF-8".
+    Any other encoding is refused at its first bad line, since a guessed one would misspell paths."""
+    data = listing.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise KserError(
+            f"{listing}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x}); save the listing as UTF-8"
+        ) from None
+
+
+def _csv_rows(reader: csv.DictReader, listing: Path) -> Iterator[dict[str, str]]:
+    """The reader's rows; a line the csv module cannot parse is one error naming it."""
+    try:
+        yield from reader
+    except csv.Error as error:
+        raise KserError(f"{listing}:{reader.line_num}: {error}") from None

@@ -6,7 +6,7 @@
       train_config.json   RunConfig (kser.run_config): everything that defines the run, written once
       history.csv         per-epoch metrics (CSVLogger)
       logs/               TensorBoard (train/ and validation/ runs)
-      checkpoints/        per-epoch weights; backup/ lets a killed run resume
+      checkpoints/        the best epoch's weights; backup/ lets a killed run resume (both written atomically)
       eval/               written by ``kser evaluate``
 """
 
@@ -77,6 +77,25 @@ def load_info(model_dir: str | Path) -> ModelInfo:
         return ModelInfo.from_json(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError) as error:
         raise KserError(f"{path} is damaged: {error}") from None
+
+
+def trim_history(model_dir: str | Path, epochs: int) -> None:
+    """Keep the rows of the first ``epochs`` epochs of history.csv (none: the file goes).
+
+    Why: a resumed run redoes every epoch after its backup, and CSVLogger appends their rows
+    again; a run killed between logging an epoch and backing it up would list it twice.
+    """
+    path = Path(model_dir) / HISTORY_FILE
+    if not path.is_file():
+        return
+    if epochs <= 0:
+        path.unlink()
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    epoch_of = [line.split(",", 1)[0] for line in lines[1:]]  # CSVLogger's first column
+    kept = [line for line, epoch in zip(lines[1:], epoch_of) if epoch.isdigit() and int(epoch) < epochs]
+    if len(kept) < len(lines) - 1:
+        atomic.write_text(path, "".join(lines[:1] + kept))
 
 
 def load_model(model_dir: str | Path) -> Any:

@@ -16,6 +16,7 @@ from typing import Callable
 
 from kser.atomic import is_temp_name
 from kser.errors import KserError
+from kser.locks import is_lock_name
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -51,9 +52,9 @@ def refuse_foreign_entries(folder: Path, is_own: Callable[[Path], bool]) -> None
     """For --overwrite: KserError naming the first entry of ``folder`` that kser did not write.
 
     Replacing a folder's content deletes it, so --overwrite may only replace what kser wrote,
-    recognised by name (and kser's own hidden temporaries from a killed run).
+    recognised by name (and kser's own hidden temporaries from a killed run, and lock files).
     """
-    foreign = sorted(path.name for path in folder.iterdir() if not (is_own(path) or is_temp_name(path.name)))
+    foreign = sorted(path.name for path in _entries(folder) if not (is_own(path) or is_temp_name(path.name)))
     if foreign:
         raise KserError(
             f"--overwrite replaces only what kser wrote, and {folder} also holds {foreign[0]!r}; "
@@ -65,8 +66,18 @@ def clear_own_entries(folder: Path, is_own: Callable[[Path], bool]) -> None:
     """For --overwrite: empty ``folder`` of what kser wrote, after refusing (and so keeping
     everything) when it holds anything else (:func:`refuse_foreign_entries`)."""
     refuse_foreign_entries(folder, is_own)
-    for path in folder.iterdir():
+    for path in _entries(folder):  # the lock (kser.locks) stays: this command holds it
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def _entries(folder: Path) -> list[Path]:
+    """What ``folder`` holds, less kser's lock files (:mod:`kser.locks`), which are no content."""
+    return [path for path in folder.iterdir() if not is_lock_name(path.name)]
+
+
+def holds_entries(folder: Path) -> bool:
+    """Whether ``folder`` exists and holds anything but a lock file: a run there would not be a fresh one."""
+    return folder.is_dir() and bool(_entries(folder))
 
 
 def make_dir(path: str | os.PathLike, what: str) -> Path:

@@ -18,8 +18,9 @@ runs; one file per call also keeps each file's RTF its own and the memory bounde
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -29,6 +30,7 @@ import numpy as np
 from kser.audio import read_audio
 from kser.errors import KserError, SkipClip
 from kser.export import EXPORT_INFO_FILE, SERVING_SIGNATURE, WINDOWS_SIGNATURE
+from kser.export_info import check_against_graph, graph_constants, read_export_info
 
 SAVED_MODEL_FILE = "saved_model.pb"
 # Under half a second a clip holds a syllable or two: too little to judge emotion by (CREMA-D's
@@ -88,7 +90,8 @@ class FilePrediction:
 
 
 def load_exported(export_dir: str | Path, warmup: bool = True) -> ExportedModel:
-    """Load an export made by ``kser export``; KserError when it is missing or incomplete."""
+    """Load an export made by ``kser export``; KserError when it is missing or incomplete, or when
+    its ``kser_export.json`` is damaged or does not match the graph (see kser.export_info)."""
     export_dir = Path(export_dir)
     if not export_dir.is_dir():
         raise KserError(f"export directory {export_dir} does not exist; run kser export first")
@@ -97,12 +100,7 @@ def load_exported(export_dir: str | Path, warmup: bool = True) -> ExportedModel:
         raise KserError(f"{export_dir} is not a kser export ({EXPORT_INFO_FILE} not found); run kser export first")
     if not (export_dir / SAVED_MODEL_FILE).is_file():
         raise KserError(f"{export_dir} is incomplete ({SAVED_MODEL_FILE} not found); run kser export again")
-    try:
-        metadata = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise KserError(f"{info_path} is damaged: {error}") from None
-    if not isinstance(metadata, dict) or not {"label_names", "sample_rate"} <= set(metadata):
-        raise KserError(f"{info_path} is damaged: label_names or sample_rate missing")
+    metadata = read_export_info(info_path)  # before the slow load
 
     from kser.quiet import silenced_stderr, tensorflow
 
@@ -116,6 +114,7 @@ def load_exported(export_dir: str | Path, warmup: bool = True) -> ExportedModel:
     missing = [name for name in (SERVING_SIGNATURE, WINDOWS_SIGNATURE) if name not in module.signatures]
     if missing:
         raise KserError(f"the SavedModel in {export_dir} lacks signature(s) {', '.join(missing)}; run kser export again")
+    check_against_graph(metadata, graph_constants(module), info_path)
     exported = ExportedModel(
         path=export_dir,
         metadata=metadata,
@@ -172,6 +171,24 @@ def find_inputs(paths: Iterable[str | Path]) -> list[tuple[str, str | None]]:
         else:
             found.append((str(path), "no such file or folder"))
     return found
+
+
+def input_at(output: str | Path, inputs: Iterable[tuple[str, str | None]]) -> str | None:
+    """The input (of :func:`find_inputs`) that writing ``output`` would replace, or None.
+
+    Why: the output is written over whatever is at its path, so ``--output=x.wav x.wav`` would
+    replace the audio with the predictions. Files are compared as the system sees them (device
+    and inode), so links, symbolic or hard, and other spellings of a path are caught too.
+    """
+    try:
+        target = os.stat(output)
+    except (OSError, ValueError):
+        return None  # nothing there yet: nothing to lose
+    for path, problem in inputs:
+        with contextlib.suppress(OSError, ValueError):
+            if problem is None and os.path.samestat(os.stat(path), target):
+                return path
+    return None
 
 
 def _decode_label(value: Any) -> str:

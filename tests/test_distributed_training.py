@@ -25,7 +25,7 @@ from kser.model_dir import INFO_FILE, MODEL_FILE
 from kser.config import AudioConfig, BuildConfig, RecordsConfig
 from kser.demo_data import generate_demo_dataset
 from kser_tfrecords_builder import build_records
-from tests.cli_runner import REPO, kser_command, kser_env
+from tests.cli_runner import REPO, assert_one_line_error, kser_command, kser_env
 
 TINY = '{"conv_filters": [4, 8, 8], "proj_units": 8, "rnn_units": 4}'
 
@@ -196,16 +196,20 @@ def test_one_step_on_two_workers_equals_one_process(tmp_path):
     assert sum(changed) > len(changed) // 2  # the step moved the weights: the comparison means something
 
 
-def test_mirrored_over_two_logical_cpus(records, tmp_path):
-    model_dir = tmp_path / "model"
+def train_on_tensorflow(*args: str) -> subprocess.CompletedProcess:
+    """``kser train`` on Keras's TensorFlow backend, with no cluster in the environment."""
     env = {**kser_env()}
     env.pop("TF_CONFIG", None)
     env.pop("KERAS_BACKEND", None)
-    args = [
-        "train", "--arch=small", f"--records_dir={records}", f"--model_dir={model_dir}", "--epochs=1", "--batch_size=8",
+    return subprocess.run(kser_command("train", *args), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_mirrored_over_two_logical_cpus(records, tmp_path):
+    model_dir = tmp_path / "model"
+    result = train_on_tensorflow(
+        "--arch=small", f"--records_dir={records}", f"--model_dir={model_dir}", "--epochs=1", "--batch_size=8",
         "--seed=0", "--augment=false", f"--model_options={TINY}", "--distribution=mirrored", "--devices=CPU:0,CPU:1",
-    ]
-    result = subprocess.run(kser_command(*args), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads((model_dir / INFO_FILE).read_text())
     assert info["extra"]["distribution"] == {"mode": "mirrored", "workers": 1, "replicas": 2}
@@ -217,3 +221,12 @@ def test_mirrored_over_two_logical_cpus(records, tmp_path):
     assert report["clips"] == json.loads((records / "manifest.json").read_text())["splits"]["validation"]["clips"]
     assert logged["val_accuracy"] == pytest.approx(report["accuracy"], abs=1e-6)
     assert logged["val_uar"] == pytest.approx(report["uar"], abs=1e-6)
+
+
+def test_mirrored_on_a_device_that_does_not_exist_is_one_line_before_anything_is_written(records, tmp_path):
+    model_dir = tmp_path / "model"
+    result = train_on_tensorflow(
+        "--arch=small", f"--records_dir={records}", f"--model_dir={model_dir}", "--distribution=mirrored", "--devices=CPU:0,GPU:99"
+    )
+    assert_one_line_error(result, "--devices names GPU:99", "TensorFlow sees CPU:0")
+    assert not model_dir.exists()

@@ -38,6 +38,7 @@ def test_tf_config_orders_the_chief_first_then_the_workers():
         (tf_config({"worker": ["a:1", "a:1"]}), "twice"),
         (tf_config({"worker": ["a:1"]}, "worker", 1), "not one of the cluster"),
         (tf_config({"worker": ["a:1"]}, "evaluator", 0), "not one of the cluster"),
+        (tf_config({"worker": ["a:1", "b:1"]}, "worker", True), "index must be a whole number, got true"),
     ],
 )
 def test_a_bad_tf_config_is_one_clear_error(text, message):
@@ -73,6 +74,13 @@ def test_setup_refuses_what_cannot_work(monkeypatch):
         setup(DistributionConfig("none", ("GPU:0",)))
     assert setup(DistributionConfig("none")) == Distribution()
     assert setup(DistributionConfig("auto")).mode in ("none", "mirrored")  # no cluster here
+
+
+def test_mirrored_refuses_a_device_that_does_not_exist(monkeypatch):
+    """Not a silent fallback to the CPU, nor an all-reduce that waits for GPU:99 forever."""
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(KserError, match=r"--devices names GPU:99, which this machine does not have; TensorFlow sees CPU:0"):
+        setup(DistributionConfig("mirrored", ("CPU:0", "GPU:99")))
 
 
 def test_multi_worker_refuses_another_backend_once_keras_is_imported(monkeypatch):

@@ -36,7 +36,7 @@ from kser.features import log_mel_deltas
 from kser.model_dir import MODEL_FILE, ModelInfo, save_info
 from kser.predict import load_exported, overall_rtf, predict_files
 from kser.waveform import normalize, pad_or_trim, trim_silence
-from tests.cli_runner import assert_one_line_error, run_kser
+from tests.cli_runner import assert_one_line_error, run_kser, start_kser
 from tests.fuzz_audio import write_fuzz_corpus
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -259,6 +259,58 @@ def test_load_exported_errors(tmp_path):
         load_exported(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("label_names", ["calm", "happy"], "label_names names 2 classes, but the SavedModel gives 3 probabilities"),
+        ("label_names", ["X", "Y", "Z"], 'label_names is ["X", "Y", "Z"], but the SavedModel was exported with ["calm", "happy", "sad"]'),
+        ("sample_rate", 8000, "sample_rate is 8000, but the SavedModel was exported with 16000"),
+        ("clip_samples", 16000, "clip_samples is 16000, but the SavedModel was exported with 48000"),
+        ("sample_rate", "abc", 'sample_rate must be a positive whole number, got "abc"'),
+        ("sample_rate", 0, "sample_rate must be a positive whole number, got 0"),
+        ("clip_samples", -48000, "clip_samples must be a positive whole number, got -48000"),
+        ("sample_rate", True, "sample_rate must be a positive whole number, got true"),
+        ("label_names", "calm,happy,sad", 'label_names must be a list of distinct class names, got "calm,happy,sad"'),
+        ("label_names", ["calm", "calm", "sad"], "label_names must be a list of distinct class names"),
+    ],
+)
+def test_an_edited_export_info_is_refused_naming_the_field(exported, tmp_path, field, value, message):
+    """kser_export.json is checked against the graph it describes: wrong columns or a wrong
+    resampling rate are refused, not predicted."""
+    copy = Path(shutil.copytree(exported, tmp_path / "export"))
+    metadata = json.loads((copy / EXPORT_INFO_FILE).read_text())
+    (copy / EXPORT_INFO_FILE).write_text(json.dumps({**metadata, field: value}))
+    with pytest.raises(KserError) as error:
+        load_exported(copy, warmup=False)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_kser_predict_with_an_edited_export_info_is_one_line(exported, audio_files, tmp_path):
+    copy = Path(shutil.copytree(exported, tmp_path / "export"))
+    metadata = json.loads((copy / EXPORT_INFO_FILE).read_text())
+    (copy / EXPORT_INFO_FILE).write_text(json.dumps({**metadata, "sample_rate": 8000}))
+    result = run_kser("predict", f"--export_dir={copy}", str(audio_files[0]))
+    assert_one_line_error(result, "sample_rate is 8000, but the SavedModel was exported with 16000")
+    assert result.stdout == ""
+
+
+def test_an_export_without_the_constants_signature_is_checked_for_its_class_count(exported):
+    """Exports of format 2 have no kser_constants: what their graph shows is still checked."""
+    from types import SimpleNamespace
+
+    from kser.export import SERVING_SIGNATURE
+    from kser.export_info import check_against_graph, graph_constants
+
+    loaded = load_exported(exported, warmup=False)
+    assert graph_constants(loaded.module) == {"num_classes": 3, "label_names": list(LABELS), "sample_rate": RATE, "clip_samples": CLIP}
+    older = graph_constants(SimpleNamespace(signatures={SERVING_SIGNATURE: loaded.serving}))
+    assert older == {"num_classes": 3}
+    info = exported / EXPORT_INFO_FILE
+    check_against_graph({"label_names": ["a", "b", "c"], "sample_rate": 8000}, older, info)  # cannot tell: loads
+    with pytest.raises(KserError, match="label_names names 2 classes, but the SavedModel gives 3"):
+        check_against_graph({"label_names": ["a", "b"], "sample_rate": RATE}, older, info)
+
+
 def test_export_needs_both_model_files(trained, tmp_path):
     _, _, info = trained
     with pytest.raises(KserError, match="kser_model.json not found"):
@@ -317,6 +369,15 @@ def test_kser_predict_cli(exported, audio_files):
     assert len(clean.stdout.splitlines()) == 1 + 2 and clean.stdout.startswith("path\tlabel\t")
 
 
+def test_kser_predict_to_a_reader_that_stops_early_ends_quietly(exported, audio_files):
+    """`kser predict ... | head -n 1` with the reader gone before the first row: exit 141, no traceback."""
+    process = start_kser("predict", f"--export_dir={exported}", str(audio_files[0]), str(audio_files[1]))
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr and "error" not in stderr
+
+
 def test_kser_predict_folders_formats_output_and_warnings(exported, audio_files, tmp_path):
     short, long_44k, bad = audio_files
     folder = tmp_path / "in"
@@ -369,6 +430,30 @@ def test_cli_errors_are_one_line(tmp_path):
     if Path("/proc/self").is_dir():  # a folder that takes no files: refused before any file is predicted
         assert_one_line_error(run_kser("predict", f"--export_dir={tmp_path}", "--output=/proc/x.tsv", "x.wav"), "cannot be written")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("how", ["same path", "other spelling", "symbolic link", "hard link", "found in a folder"])
+def test_predict_refuses_an_output_that_is_one_of_its_inputs(tmp_path, how):
+    """`kser predict --output=victim.wav victim.wav` would replace the audio with the predictions."""
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    victim = folder / "victim.wav"
+    soundfile.write(victim, _signal(0.5, seed=1), RATE)
+    before = victim.read_bytes()
+    output, given = {
+        "same path": (victim, victim),
+        "other spelling": (folder / ".." / "audio" / "victim.wav", victim),
+        "symbolic link": (tmp_path / "link.tsv", victim),
+        "hard link": (tmp_path / "hard.tsv", victim),
+        "found in a folder": (victim, folder),
+    }[how]
+    if how == "symbolic link":
+        output.symlink_to(victim)
+    elif how == "hard link":
+        os.link(victim, output)
+    result = run_kser("predict", f"--export_dir={tmp_path / 'no-export'}", f"--output={output}", str(given))
+    assert_one_line_error(result, f"--output {output} is the input {victim}")
+    assert victim.read_bytes() == before
 
 
 def _in_silence(lead: float, speech: float, total: float, seed: int) -> np.ndarray:

@@ -7,6 +7,7 @@ import pytest
 from kser import layouts
 from kser.config import CREMA_D_EMOTIONS
 from kser.errors import KserError
+from tests.cli_runner import assert_one_line_error, run_kser
 
 
 def touch(path: Path) -> Path:
@@ -81,6 +82,26 @@ def test_csv_layout_refuses_a_file_listed_twice(tmp_path, second, message):
     (tmp_path / "labels.csv").write_text(f"path,label\naudio/a.wav,calm\n{second}\n")
     with pytest.raises(KserError, match=message):
         layouts.scan(tmp_path, "csv")
+
+
+def test_csv_layout_reads_excel_s_csv_utf_8_with_its_byte_order_mark(tmp_path):
+    (tmp_path / "labels.csv").write_bytes("path,label\naudio/café.wav,calm\n".encode("utf-8-sig"))
+    assert [c.path for c in layouts.scan(tmp_path, "csv").clips] == [str(tmp_path / "audio" / "café.wav")]
+
+
+def test_csv_layout_skips_a_line_with_a_nul_byte(tmp_path):
+    (tmp_path / "labels.csv").write_text("path,label\n\naudio/a.wav,calm\naudio/b\0.wav,calm\n")
+    scan = layouts.scan(tmp_path, "csv")
+    assert [c.clip_id for c in scan.clips] == ["audio/a"]
+    assert scan.skipped[0].path.endswith("labels.csv:4") and "NUL byte" in scan.skipped[0].reason
+
+
+def test_a_csv_listing_not_in_utf_8_is_one_line_naming_the_file_and_line(tmp_path):
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "labels.csv").write_bytes("path,label\naudio/a.wav,calm\naudio/café.wav,calm\n".encode("latin-1"))
+    result = run_kser("build-records", "--layout=csv", f"--data_dir={tmp_path}", f"--output_dir={tmp_path / 'records'}")
+    assert_one_line_error(result, f"{tmp_path / 'labels.csv'}:3: not UTF-8 text (byte 0xe9)")
+    assert not (tmp_path / "records").exists()
 
 
 def test_csv_layout_needs_path_and_label_columns(tmp_path):

@@ -1,6 +1,7 @@
 """``kser build-records``: scan, split, then write prepared waveforms to sharded TFRecords.
 
-Clips are decoded and prepared in parallel worker processes; the parent writes each shard
+Clips are decoded and prepared in parallel worker processes (:mod:`kser_tfrecords_builder.pool`:
+one that dies stops the build with a line naming its clip); the parent writes each shard
 under a temporary name, records a receipt, and renames it into place, so a killed build
 leaves only complete shards and a rerun of the same command resumes where it stopped.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import multiprocessing
 import os
 import sys
 import time
@@ -22,6 +22,7 @@ from kser.atomic import commit, temp_path_for, write_json
 from kser.audio import DECODERS, MIN_SOURCE_RATE
 from kser.config import BuildConfig
 from kser.errors import KserError
+from kser.locks import folder_lock
 from kser.output_dirs import check_writable
 from kser.progress import Progress
 from kser.quiet import tensorflow
@@ -30,6 +31,7 @@ from kser.splits import split_clips
 from kser_tfrecords_builder import state
 from kser_tfrecords_builder.manifest import LONG_CUT_SECONDS, make_manifest
 from kser_tfrecords_builder.plan import ShardPlan, plan_shards
+from kser_tfrecords_builder.pool import prepared_in_workers
 from kser_tfrecords_builder.worker import ClipResult, ClipTask, process_clip
 
 
@@ -98,39 +100,29 @@ def build_records(config: BuildConfig, progress_stream: TextIO | None = None) ->
     plans = plan_shards(splits, config)
     output = Path(config.output_dir)
     expected = state.fingerprint(config, scan.clips)
-    state.prepare_output_dir(output, expected, config.overwrite)
+    with folder_lock(output, "output directory"):  # before anything is written or cleared (kser.locks)
+        state.prepare_output_dir(output, expected, config.overwrite)
 
-    receipts = {plan.name: receipt for plan in plans if (receipt := state.load_receipt(output, plan.name))}
-    pending = [plan for plan in plans if plan.name not in receipts]
-    label_index = {label: i for i, label in enumerate(scan.label_names)}
-    clip_count = sum(len(plan.clips) for plan in pending)
-    if pending:
-        progress = Progress(clip_count, "build-records", stream=progress_stream or sys.stderr)
-        try:
-            with contextlib.closing(_prepared_clips(pending, config)) as results:
-                for plan in pending:
-                    receipts[plan.name] = _write_shard(output, plan, results, label_index, config, progress)
-        finally:
-            progress.close()
+        receipts = {plan.name: receipt for plan in plans if (receipt := state.load_receipt(output, plan.name))}
+        pending = [plan for plan in plans if plan.name not in receipts]
+        label_index = {label: i for i, label in enumerate(scan.label_names)}
+        clip_count = sum(len(plan.clips) for plan in pending)
+        if pending:
+            progress = Progress(clip_count, "build-records", stream=progress_stream or sys.stderr)
+            try:
+                with contextlib.closing(_prepared_clips(pending, config)) as results:
+                    for plan in pending:
+                        receipts[plan.name] = _write_shard(output, plan, results, label_index, config, progress)
+            finally:
+                progress.close()
 
-    manifest = make_manifest(config, scan, plans, receipts, expected)
-    write_json(output / state.MANIFEST, manifest)
+        manifest = make_manifest(config, scan, plans, receipts, expected)
+        write_json(output / state.MANIFEST, manifest)
     return BuildResult(output, manifest, len(pending), len(plans) - len(pending), clip_count, time.monotonic() - started)
 
 
 def _worker_count(config: BuildConfig) -> int:
     return config.workers if config.workers > 0 else (os.cpu_count() or 1)
-
-
-@contextlib.contextmanager
-def _pool(workers: int) -> Iterator[Any]:
-    """Spawned (not forked) workers: the parent may already hold TensorFlow's threads."""
-    pool = multiprocessing.get_context("spawn").Pool(workers)
-    try:
-        yield pool
-    finally:
-        pool.terminate()
-        pool.join()
 
 
 def _prepared_clips(plans: list[ShardPlan], config: BuildConfig) -> Iterator[ClipResult]:
@@ -144,8 +136,7 @@ def _prepared_clips(plans: list[ShardPlan], config: BuildConfig) -> Iterator[Cli
     if workers == 1:
         yield from map(process_clip, tasks)
         return
-    with _pool(workers) as pool:
-        yield from pool.imap(process_clip, tasks, chunksize=16)
+    yield from prepared_in_workers(tasks, workers)
 
 
 def _write_shard(

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import kser
-from kser.output_dirs import clear_own_entries, make_dir
+from kser.output_dirs import clear_own_entries, holds_entries, make_dir
 from kser import atomic
 from kser.config import BuildConfig, omit_added_later, to_dict
 from kser.errors import KserError
 from kser.layouts import ClipSource
 from kser.records import MANIFEST_FILE as MANIFEST
 from kser.records import SHARD_SUFFIX, file_sha256
+from kser.settings_diff import describe_differences
 
 STATE_DIR = ".kser-build"
 _FINGERPRINT = "fingerprint.json"
@@ -43,18 +44,6 @@ def fingerprint(config: BuildConfig, clips: list[ClipSource]) -> dict[str, Any]:
     return json.loads(json.dumps(payload))  # JSON-normal form (tuples -> lists), as stored on disk
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = sorted(set(old) | set(new))
-    found = []
-    for key in keys:
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found.extend(_differences(a, b, f"{prefix}{key}."))
-        elif a != b:
-            found.append(f"{prefix}{key}")
-    return found
-
-
 def _is_own(path: Path) -> bool:
     """Whether ``path``, in an output directory, is something build-records writes."""
     return path.name in (MANIFEST, STATE_DIR) or path.suffix == SHARD_SUFFIX
@@ -68,10 +57,10 @@ def prepare_output_dir(output: Path, expected: dict[str, Any], overwrite: bool) 
     previous = json.loads(state.read_text()) if state.is_file() else None
     if previous == expected:
         return True
-    if any(output.iterdir()):
+    if holds_entries(output):
         if not overwrite:
             if previous is not None:
-                what = "a build with a different configuration (differs in: " + ", ".join(_differences(previous, expected)) + ")"
+                what = f"a build with a different configuration (differs in: {describe_differences(previous, expected)})"
             else:
                 what = "files that are not from a kser build"
             raise KserError(
