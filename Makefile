@@ -16,14 +16,14 @@ TFIO_TESTS := tests/test_tfio.py tests/test_audio.py tests/test_build_records.py
 
 .PHONY: install install-tfio test test-main test-tfio demo bench bench-accuracy clean
 
-$(BIN)/.installed: setup.py requirements/base.txt requirements/distributed.txt requirements/test.txt
+$(BIN)/.installed: setup.py pyproject.toml requirements/base.txt requirements/distributed.txt requirements/test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
 	$(BIN)/pip install $(PIP_FLAGS) -r requirements/test.txt
 	$(BIN)/pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
-$(BIN_TFIO)/.installed: setup.py requirements/tfio.txt
+$(BIN_TFIO)/.installed: setup.py pyproject.toml requirements/tfio.txt
 	$(PYTHON) -m venv $(VENV_TFIO)
 	$(BIN_TFIO)/pip install $(PIP_FLAGS) --upgrade pip
 	$(BIN_TFIO)/pip install $(PIP_FLAGS) -r requirements/tfio.txt
@@ -50,14 +50,14 @@ demo: install
 		--epochs=$(DEMO_EPOCHS) --seed=0 --overwrite
 	$(BIN)/kser evaluate --model_dir=$(DEMO_DIR)/model --records_dir=$(DEMO_DIR)/records --split=test
 	$(BIN)/kser export --model_dir=$(DEMO_DIR)/model --export_dir=$(DEMO_DIR)/export --overwrite
-	@echo "predicting a held-out clip (actor 1007 is in the test split with the default seed):"
-	$(BIN)/kser predict --export_dir=$(DEMO_DIR)/export --windows $(DEMO_DIR)/audio/1007_IEO_ANG_XX.wav
+	@echo "predicting one held-out clip per emotion (the test split's speakers, never trained on):"
+	$(BIN)/python -m kser_cli.demo_predictions $(DEMO_DIR)/records $(DEMO_DIR)/audio $(DEMO_DIR)/export
 	@echo
 	@echo "demo done:"
 	@echo "  records      $(DEMO_DIR)/records/manifest.json"
 	@echo "  TensorBoard  $(BIN)/tensorboard --logdir $(DEMO_DIR)/model/logs"
 	@echo "  report       $(DEMO_DIR)/model/eval/report.json (+ confusion_matrix.png, training_curves.png)"
-	@echo "  SavedModel   $(DEMO_DIR)/export"
+	@echo "  SavedModel   $(DEMO_DIR)/export   (any audio: $(BIN)/kser predict --export_dir=$(DEMO_DIR)/export FILE...)"
 
 bench: install
 	$(BIN)/python benchmarks/build_records.py --out=benchmarks/results

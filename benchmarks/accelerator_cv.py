@@ -316,7 +316,9 @@ def summarise(results: list[dict[str, Any]], folds: int, fold_seed: int) -> dict
 
 def markdown(summary: dict[str, Any]) -> str:
     """The summary as a table (UAR and accuracy in %, mean ± sd over folds)."""
-    fmt = lambda value: f"{100 * value['mean']:.1f} ± {100 * value['sd']:.1f}"  # noqa: E731
+    from kser.cross_validation import format_mean_sd
+
+    fmt = lambda value: format_mean_sd(value, digits=1, scale=100)  # noqa: E731
     lines = [
         "| run | arch | flags | params | folds | accuracy % | UAR % | UAR per fold | epochs | s/job |",
         "|---|---|---|---|---|---|---|---|---|---|",

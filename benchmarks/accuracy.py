@@ -90,7 +90,9 @@ def cv_args(args: argparse.Namespace, name: str, run: Run, records: Path) -> lis
 
 
 def row(args: argparse.Namespace, name: str, run: Run, report: dict) -> dict:
-    fmt = lambda metric: f"{100 * report[metric]['mean']:.1f} ± {100 * report[metric]['sd']:.1f}"  # noqa: E731
+    from kser.cross_validation import format_mean_sd
+
+    fmt = lambda metric: format_mean_sd(report[metric], digits=1, scale=100)  # noqa: E731
     records = Path(args.work_dir) / f"records-{run.records}"
     return {
         "name": name,

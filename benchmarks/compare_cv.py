@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.accelerator_cv import read_results, run_key  # noqa: E402
-from kser.cross_validation import mean_sd  # noqa: E402  (the report's own mean and sample sd)
+from kser.cross_validation import format_mean_sd, mean_sd  # noqa: E402  (the report's own mean and sample sd)
 
 
 def load(spec: str, fold_seed: int = 0) -> dict[tuple[int, int], dict]:
@@ -73,12 +73,21 @@ def main() -> None:
     if not diffs:
         raise SystemExit("the two runs share no finished fold")
     paired = mean_sd(diffs)
-    mean, se = paired["mean"], paired["sd"] / math.sqrt(len(diffs))
-    summaries = ["{mean:.1f} ± {sd:.1f}".format(**mean_sd([100 * run[i][args.metric] for i in shared])) for run in (base, candidate)]
+    summaries = [format_mean_sd(mean_sd([100 * run[i][args.metric] for i in shared]), digits=1) for run in (base, candidate)]
     print(
         f"{args.metric} over {len(diffs)} shared folds (mean ± sd): base {summaries[0]}, candidate {summaries[1]}; "
-        f"paired difference {mean:+.1f} ± {se:.1f} (se)"
+        f"paired difference {paired_difference(paired['mean'], standard_error(paired, len(diffs)))}"
     )
+
+
+def standard_error(summary: dict[str, float | None], count: int) -> float | None:
+    """The standard error of a :func:`mean_sd` mean over ``count`` values; None for one value."""
+    return None if summary["sd"] is None else summary["sd"] / math.sqrt(count)
+
+
+def paired_difference(mean: float, se: float | None) -> str:
+    """``+1.2 ± 0.3 (se)``; with one fold there is no spread to give, and the text says so."""
+    return f"{mean:+.1f} (one fold: no se)" if se is None else f"{mean:+.1f} ± {se:.1f} (se)"
 
 
 if __name__ == "__main__":

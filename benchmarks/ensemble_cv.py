@@ -11,7 +11,6 @@ paired difference against the best single run. Evaluation only: nothing is train
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import write_results  # noqa: E402
-from benchmarks.compare_cv import finished_folds  # noqa: E402
+from benchmarks.compare_cv import finished_folds, paired_difference, standard_error  # noqa: E402
 
 
 def main() -> None:
@@ -33,7 +32,7 @@ def main() -> None:
         raise SystemExit("an ensemble needs two or more runs")
 
     from kser import model_dir as model_files
-    from kser.cross_validation import fold_dir, mean_sd
+    from kser.cross_validation import fold_dir, format_mean_sd, mean_sd
     from kser.data import SPLITS, Subset
     from kser.evaluation import metrics_for, predict_split
 
@@ -72,12 +71,13 @@ def main() -> None:
         "members_uar": member_means,
         "ensemble_uar": mean_sd([row["ensemble_uar"] for row in rows]),
         "ensemble_accuracy": mean_sd([row["ensemble_accuracy"] for row in rows]),
-        "paired_vs_best_member": {"member": str(runs[best]), "mean": differences["mean"], "se": differences["sd"] / math.sqrt(len(rows))},
+        "paired_vs_best_member": {"member": str(runs[best]), "mean": differences["mean"], "se": standard_error(differences, len(rows))},
     }
-    fmt = lambda value: f"{100 * value['mean']:.1f} ± {100 * value['sd']:.1f}"  # noqa: E731
+    fmt = lambda value: format_mean_sd(value, digits=1, scale=100)  # noqa: E731
+    se = result["paired_vs_best_member"]["se"]
     print(
         f"UAR over {len(rows)} folds: members {', '.join(fmt(m) for m in member_means)}; ensemble {fmt(result['ensemble_uar'])}; "
-        f"paired vs {runs[best].name}: {100 * differences['mean']:+.1f} ± {100 * result['paired_vs_best_member']['se']:.1f} (se)"
+        f"paired vs {runs[best].name}: {paired_difference(100 * differences['mean'], None if se is None else 100 * se)}"
     )
     print(f"written: {write_results(args.out, 'ensemble_cv', result)}")
 

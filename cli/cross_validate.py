@@ -14,7 +14,7 @@ import sys
 from absl import flags
 
 from kser_cli import training_flags
-from kser_cli.common import reports_errors
+from kser_cli.common import fit_verbosity, reports_errors
 from kser.config import CrossValidationConfig
 from kser.errors import KserError
 
@@ -28,7 +28,7 @@ FLAG_MODULES = (training_flags,)
 FLAGS = training_flags.FLAGS
 
 
-@reports_errors
+@reports_errors(writes_to="model_dir")
 def main(argv: list[str]) -> None:
     from kser.cross_validation import CV_REPORT_FILE, cross_validate, summary
 
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> None:
             distribution=training_flags.distribution_config(),
             command=command,
             overwrite=FLAGS.overwrite,
-            verbose=1 if sys.stdout.isatty() else 2,
+            verbose=fit_verbosity(),
             log=lambda line: print(line, flush=True),
         )
     except ValueError as error:  # builder option errors name the bad option

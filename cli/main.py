@@ -10,6 +10,8 @@ import importlib
 import os
 import sys
 
+from kser_cli.broken_pipe import quiet_on_broken_pipe
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("kser_cli.demo_data", "write the small synthetic demo data set (CREMA-D layout)"),
     "build-records": ("kser_cli.build_records", "audio folder -> sharded TFRecords of prepared waveforms"),
@@ -27,6 +29,7 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+@quiet_on_broken_pipe  # `kser ... | head`: a silent exit 141, no traceback
 def run(argv: list[str] | None = None) -> None:
     """Entry point of the ``kser`` console script."""
     argv = list(sys.argv if argv is None else argv)
@@ -37,20 +40,20 @@ def run(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         print(f"kser: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         sys.exit(2)
-    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise on a command line.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kser.quiet import NATIVE_LOGS_ENV, silenced_stderr
+    # TensorFlow's C++ start-up chatter (oneDNN, CPU features, CUDA probes) is noise on a command
+    # line: the first import of TensorFlow or JAX is silenced, whichever code path makes it.
+    from kser.quiet import NATIVE_LOGS_ENV, quiet_native_imports, silenced_stderr
 
+    quiet_native_imports()
     with silenced_stderr():  # a command module may import Keras, and so TensorFlow, at once
         module = importlib.import_module(COMMANDS[command][0])
     from absl import app, flags
 
-    if any(arg in ("-h", "--help", "-help", "--helpshort") for arg in argv[2:]):
-        print(f"usage: kser {command} [--flags]\n\n{(module.__doc__ or '').strip()}\n")
-        for flag_module in getattr(module, "FLAG_MODULES", ()) + (module,):
-            help_text = flags.FLAGS.module_help(flag_module)
-            if help_text.strip():
-                print(help_text)
+    from kser_cli.help_text import command_help, wanted_help
+
+    help_kind = wanted_help(argv[2:])
+    if help_kind is not None:
+        print(command_help(command, module, full=help_kind == "full"))
         sys.exit(0)
     command_argv = [f"kser {command}"] + argv[2:]
     try:  # absl would print "FATAL Flags parsing error" and a hint; kser's errors are one line

@@ -5,22 +5,21 @@ architectures use the study's: Adam with ExponentialDecay (1e-4, 1000 steps, 0.9
 gru/lstm/attn_pool and (5e-4, 0.9) plus augmentation for lstm_ft, categorical cross-entropy,
 batch 32, up to 50 epochs, early stopping on validation loss (patience 15, best weights
 restored), random oversampling of the training split only. Rerunning a killed run's command
-resumes it.
+resumes it (from epoch 1, after a one-line warning, when its backup is damaged); --overwrite
+always starts again.
 """
 
 from __future__ import annotations
 
-import sys
-
 from kser_cli import training_flags
-from kser_cli.common import reports_errors
+from kser_cli.common import fit_verbosity, reports_errors
 from kser.errors import KserError
 
 FLAG_MODULES = (training_flags,)
 FLAGS = training_flags.FLAGS
 
 
-@reports_errors
+@reports_errors(writes_to="model_dir")
 def main(argv: list[str]) -> None:
     from kser.training import train
 
@@ -34,7 +33,7 @@ def main(argv: list[str]) -> None:
             validate_on="validation" if FLAGS.validate else None,
             model_options=training_flags.model_options(),
             distribution=training_flags.distribution_config(),
-            verbose=1 if sys.stdout.isatty() else 2,  # one line per epoch in logs
+            verbose=fit_verbosity(),
         )
     except ValueError as error:  # builder option errors name the bad option
         raise KserError(str(error)) from None

@@ -44,7 +44,7 @@ flags.DEFINE_integer("seed", None, "Seed for weights, shuffling, oversampling an
 flags.DEFINE_boolean("deterministic", False, "Deterministic TensorFlow ops (slower; use with --seed).")
 flags.DEFINE_string("profile_batches", "", "Profile these steps in TensorBoard, e.g. 10,20.")
 flags.DEFINE_string("model_options", "", 'Builder overrides as JSON, e.g. \'{"rnn_units": 64}\'.')
-flags.DEFINE_boolean("overwrite", False, "Start again in a model_dir that holds another run.")
+flags.DEFINE_boolean("overwrite", False, "Start again in model_dir, clearing what kser wrote there (also a resumable run with the same settings).")
 flags.DEFINE_enum("distribution", DistributionConfig.mode, list(DISTRIBUTION_MODES), "Data-parallel training: mirrored = several devices of this host (tf.distribute), multi_worker = several hosts from TF_CONFIG (keras.distribution on JAX), auto = multi_worker with a cluster, mirrored with several GPUs. --batch_size is the global batch.")
 flags.DEFINE_list("devices", [], "mirrored: the devices to use, e.g. GPU:0,GPU:1 (default: every GPU); CPU:0,CPU:1 splits the CPU for trying it out.")
 

@@ -321,7 +321,7 @@ class TrainConfig:
     """One ``kser train`` run. A field left None takes the architecture's :class:`Recipe` value
     (:meth:`with_recipe`); ``kser.training.train`` resolves them before anything else."""
 
-    arch: str = "lstm"
+    arch: str = "small"  # the recommendation; `lstm` is the study's model
     recipe: str | None = None  # a RECIPES name; None: the architecture's own recipe
     epochs: int | None = None
     batch_size: int = 32

@@ -39,8 +39,10 @@ from kser.distribution import setup as setup_distribution
 from kser.data import Subset, speaker_class_counts
 from kser.records_info import RecordsInfo, read_records_info
 from kser.errors import KserError
-from kser.output_dirs import check_writable, clear_own_entries, make_dir, refuse_foreign_entries
+from kser.locks import folder_lock
+from kser.output_dirs import check_writable, clear_own_entries, holds_entries, make_dir, refuse_foreign_entries
 from kser.run_config import read_run_config
+from kser.settings_diff import describe_differences
 from kser.metrics import metrics_from_confusion
 from kser.records import MANIFEST_FILE, file_sha256
 from kser.splits import SPLITS, speaker_folds
@@ -86,10 +88,17 @@ def fold_dir(model_dir: Path, index: int) -> Path:
     return model_dir / f"fold-{index}"
 
 
-def mean_sd(values: list[float]) -> dict[str, float]:
-    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+def mean_sd(values: list[float]) -> dict[str, float | None]:
+    """Mean and sample standard deviation (ddof=1). The sample sd of one value is undefined, so
+    it is None (null in JSON): a 0 would claim that one fold measured its spread exactly."""
     array = np.asarray(values, dtype=np.float64)
-    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if array.size > 1 else 0.0}
+    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if array.size > 1 else None}
+
+
+def format_mean_sd(value: dict[str, float | None], digits: int = 4, scale: float = 1.0) -> str:
+    """``mean ± sd`` of a :func:`mean_sd` result (times ``scale``); the mean alone when sd is None."""
+    mean = f"{scale * value['mean']:.{digits}f}"
+    return mean if value["sd"] is None else f"{mean} ± {scale * value['sd']:.{digits}f}"
 
 
 def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool, distribution: Distribution) -> None:
@@ -99,10 +108,13 @@ def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool, distr
     def must_start() -> bool:
         config_file = model_dir / CV_CONFIG_FILE
         previous = json.loads(config_file.read_text()) if config_file.is_file() else None
-        if previous == definition:
-            return False
-        if model_dir.is_dir() and any(model_dir.iterdir()) and not overwrite:
-            reason = "a cross-validation with other settings" if previous is not None else "other files"
+        if previous == definition and not overwrite:
+            return False  # the same command again: resume with the next unfinished fold
+        if holds_entries(model_dir) and not overwrite:
+            reason = (
+                f"a cross-validation with other settings ({describe_differences(previous, definition)})"
+                if previous is not None else "other files"
+            )
             raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
         return True
 
@@ -131,8 +143,12 @@ def _check_fold_run(directory: Path, config: TrainConfig, model_options: dict[st
     if run is None:
         return
     if run.train != config or dict(run.model_options) != model_options:
+        differences = describe_differences(
+            {"train": to_dict(run.train), "model_options": dict(run.model_options)},
+            {"train": to_dict(config), "model_options": model_options},
+        )
         raise KserError(
-            f"{directory} was trained with other settings than this cross-validation asks for; "
+            f"{directory} was trained with other settings than this cross-validation asks for ({differences}); "
             "pass --overwrite to start the cross-validation again"
         )
 
@@ -163,10 +179,7 @@ def cross_validate(
     Under a multi-worker ``distribution`` every worker trains each fold together; the chief alone
     tests it and writes the reports.
     """
-    from kser.evaluation import evaluate
-    from kser.training import train
-
-    from kser.training import check_config, resolve_config
+    from kser.training import check_config
 
     check_config(config)  # before the records, folds and (slow) Keras import: plain mistakes first
     records_dir, model_dir = Path(records_dir), check_writable(model_dir, "model directory")
@@ -177,6 +190,35 @@ def cross_validate(
         if not 1 <= cv.max_folds <= cv.folds:
             raise KserError(f"--max_folds must be between 1 and --folds ({cv.folds}), got {cv.max_folds}")
         folds = folds[: cv.max_folds]
+    # Held until the run ends, taken before the slow imports and before anything is written or
+    # cleared: the folds are written only under model_dir (each fold's training locks its own too).
+    with dist.chief_holds(lambda: folder_lock(model_dir, "model directory")):
+        return _cross_validate_locked(
+            config, records_dir, model_dir, records, cv, folds, dist,
+            features=features, model_options=model_options, command=command, overwrite=overwrite, verbose=verbose, log=log,
+        )
+
+
+def _cross_validate_locked(
+    config: TrainConfig,
+    records_dir: Path,
+    model_dir: Path,
+    records: RecordsInfo,
+    cv: CrossValidationConfig,
+    folds: list[Fold],
+    dist: Distribution,
+    *,
+    features: FeatureConfig,
+    model_options: dict[str, Any] | None,
+    command: str,
+    overwrite: bool,
+    verbose: int | str,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """:func:`cross_validate` past its cheap checks, with the model directory locked."""
+    from kser.evaluation import evaluate
+    from kser.training import resolve_config, train
+
     config = resolve_config(config)  # the definition records what is actually run
     base_seed = config.seed if config.seed is not None else cv.seed
     manifest_sha = file_sha256(records_dir / MANIFEST_FILE)
@@ -330,6 +372,6 @@ def summary(report: dict[str, Any]) -> str:
         f"{report['arch']}, {report['folds']}-fold speaker CV"
         + (f", {report['folds_run']} of {report['folds']} folds run" if report["folds_run"] < report["folds"] else "")
         + f" ({report['speakers']} speakers tested): "
-        + "  ".join(f"{name} {report[name]['mean']:.4f} ± {report[name]['sd']:.4f}" for name in HEADLINE_METRICS)
+        + "  ".join(f"{name} {format_mean_sd(report[name])}" for name in HEADLINE_METRICS)
     )
     return "\n".join(lines)

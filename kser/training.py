@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -23,10 +22,12 @@ from kser.config import RECIPES, AugmentConfig, DistributionConfig, FeatureConfi
 from kser.data import BALANCE_MODES, Subset, make_dataset, split_size
 from kser.distribution import Distribution
 from kser.distribution import setup as setup_distribution
-from kser.records_info import read_records_info
+from kser.records_info import RecordsInfo, read_records_info
 from kser.run_config import RUN_CONFIG_FILE, RunConfig, read_run_json, write_run_config
+from kser.settings_diff import describe_differences
 from kser.errors import KserError
-from kser.output_dirs import check_writable, clear_own_entries, make_dir
+from kser.locks import folder_lock
+from kser.output_dirs import check_writable, clear_own_entries, holds_entries, make_dir
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE, file_sha256
 
@@ -88,7 +89,7 @@ TRAINING_ENTRIES = frozenset(
 
 def is_training_entry(path: Path) -> bool:
     """Whether ``path``, in a model directory, is something ``kser train`` writes."""
-    temp_model = path.name.startswith(".") and path.suffix == ".keras"  # a killed run's _save_model_atomically
+    temp_model = path.name.startswith(".") and path.suffix == ".keras"  # a killed run's save_atomically
     return path.name in TRAINING_ENTRIES or temp_model
 
 
@@ -99,10 +100,14 @@ def _prepare_model_dir(model_dir: Path, run: RunConfig, overwrite: bool, distrib
     def must_start() -> bool:
         previous = read_run_json(model_dir)
         finished = (model_dir / model_files.INFO_FILE).is_file()
-        if previous == run.to_json() and not finished:
+        if previous == run.to_json() and not finished and not overwrite:
             return False  # same command again: BackupAndRestore resumes from model_dir/backup
-        if model_dir.is_dir() and any(model_dir.iterdir()) and not overwrite:
-            reason = "a finished training run" if finished else "a training run with other settings" if previous else "other files"
+        if holds_entries(model_dir) and not overwrite:
+            reason = (
+                "a finished training run" if finished
+                else f"a training run with other settings ({describe_differences(previous, run.to_json())})" if previous
+                else "other files"
+            )
             raise KserError(f"model directory {model_dir} already holds {reason}; pass --overwrite to start again there")
         return True
 
@@ -125,15 +130,6 @@ def build_core(arch: str, num_classes: int, input_shape: tuple[int, int, int], o
         if not options:
             raise  # no user options involved: a genuine bug keeps its traceback
         raise KserError(f"--model_options {json.dumps(options)} do not suit {arch!r}: {error}") from None
-
-
-def _save_model_atomically(model: Any, path: Path) -> None:
-    temp = path.with_name(f".{path.stem}-{os.getpid()}.keras")
-    try:
-        model.save(temp)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def check_config(config: TrainConfig) -> None:
@@ -170,9 +166,23 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     if config.recipe is not None and config.recipe not in RECIPES:
         raise KserError(f"unknown recipe {config.recipe!r}; choose one of {', '.join(RECIPES)}")
     try:
-        return config.with_recipe(RECIPES[config.recipe] if config.recipe else recipe(config.arch))
+        resolved = config.with_recipe(RECIPES[config.recipe] if config.recipe else recipe(config.arch))
     except ValueError as error:
         raise KserError(str(error)) from None
+    message = warmup_warning(resolved)
+    if message and not config.resolved:  # said where the recipe is resolved: a cross-validation once, not per fold
+        _warn(message)
+    return resolved
+
+
+def warmup_warning(config: TrainConfig) -> str | None:
+    """Why a resolved config would train only in its learning-rate warm-up, or None when it does not."""
+    if config.schedule != "cosine" or not config.warmup_epochs or config.epochs > config.warmup_epochs:
+        return None
+    return (
+        f"--epochs={config.epochs} is within the recipe's {config.warmup_epochs} warm-up epochs: the learning rate "
+        "only ramps up and never decays; train more epochs (or lower --warmup_epochs)"
+    )
 
 
 def monitor_mode(monitor: str) -> str:
@@ -230,7 +240,7 @@ def _callbacks(
     """
     import keras
 
-    from kser.callbacks import ClassMetrics, StopOnNonFinite
+    from kser.callbacks import AtomicBackupAndRestore, AtomicModelCheckpoint, ClassMetrics, StopOnNonFinite
 
     stop_on_non_finite = StopOnNonFinite(monitor=("loss", "val_loss"))
     profile = profile_steps(config)
@@ -238,14 +248,18 @@ def _callbacks(
     if validates:
         # Every worker feeds the whole validation set, so each clip is counted once per worker.
         class_metrics = [
-            ClassMetrics(None, label_names, log_dir=model_dir / model_files.LOGS_DIR, confusion_metric=uar, passes=distribution.num_workers)
+            # Scalars come once, from TensorBoard below (epoch_uar, epoch_recall_X); ClassMetrics adds the image.
+            ClassMetrics(
+                None, label_names, log_dir=model_dir / model_files.LOGS_DIR, write_scalars=False, confusion_metric=uar,
+                passes=distribution.num_workers,
+            )
         ]
         (model_dir / model_files.CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
         best_epoch = [
             keras.callbacks.EarlyStopping(
                 monitor=config.monitor, mode=monitor_mode(config.monitor), patience=config.patience, restore_best_weights=True, verbose=1
             ),
-            keras.callbacks.ModelCheckpoint(
+            AtomicModelCheckpoint(
                 str(model_dir / model_files.CHECKPOINTS_DIR / "best.weights.h5"),
                 monitor=config.monitor,
                 mode=monitor_mode(config.monitor),
@@ -253,6 +267,8 @@ def _callbacks(
                 save_weights_only=True,
             ),
         ]
+    backup = AtomicBackupAndRestore(model_dir / _BACKUP_DIR, warn=_warn if distribution.is_chief else None)
+    model_files.trim_history(model_dir, backup.epochs_done())  # the epochs after the backup run again
     callbacks = [
         # ClassMetrics first, so that CSVLogger, TensorBoard and EarlyStopping see val_recall_* and val_macro_f1.
         *class_metrics,
@@ -261,7 +277,7 @@ def _callbacks(
         keras.callbacks.CSVLogger(str(model_dir / model_files.HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(str(model_dir / model_files.LOGS_DIR), profile_batch=profile),
         # Last: an epoch counts as done for a resumed run only once everything above has logged it.
-        keras.callbacks.BackupAndRestore(str(model_dir / _BACKUP_DIR)),
+        backup,
     ]
     return callbacks, stop_on_non_finite
 
@@ -293,7 +309,6 @@ def train(
     check_config(config)
     records_dir, model_dir = Path(records_dir), check_writable(model_dir, "model directory")
     records = read_records_info(records_dir)
-    label_names = list(records.label_names)
     train_on = Subset.of(train_on)
     validate_on = None if validate_on is None else Subset.of(validate_on)
     for role, subset in (("train", train_on), ("validation", validate_on)):
@@ -306,9 +321,36 @@ def train(
     dist = distribution if isinstance(distribution, Distribution) else setup_distribution(distribution)
     dist.activate()
     local_batch = dist.local_batch_size(config.batch_size)
+    # Held until the run ends, taken before the slow imports and before anything is written or
+    # cleared there: a second run into the same folder is refused at once (kser.locks).
+    with dist.chief_holds(lambda: folder_lock(model_dir, "model directory")):
+        return _train_locked(
+            config, records_dir, model_dir, records, train_on, validate_on, dist, local_batch,
+            overwrite=overwrite, features=features, model_options=model_options, verbose=verbose,
+        )
+
+
+def _train_locked(
+    config: TrainConfig,
+    records_dir: Path,
+    model_dir: Path,
+    records: RecordsInfo,
+    train_on: Subset,
+    validate_on: Subset | None,
+    dist: Distribution,
+    local_batch: int,
+    *,
+    overwrite: bool,
+    features: FeatureConfig,
+    model_options: dict[str, Any] | None,
+    verbose: int | str,
+) -> TrainResult:
+    """:func:`train` past its cheap checks, with the model directory locked."""
+    label_names, audio = list(records.label_names), records.audio
 
     import keras
 
+    from kser.callbacks import save_atomically
     from kser.features import output_frames
 
     tf = tensorflow()
@@ -375,7 +417,7 @@ def train(
         )
         if stop_on_non_finite.stopped:
             raise KserError(f"training stopped: {stop_on_non_finite.message}; try a lower --learning_rate")
-        _save_model_atomically(core, write_dir / model_files.MODEL_FILE)
+        save_atomically(core, write_dir / model_files.MODEL_FILE)
     finally:
         keras.mixed_precision.set_global_policy("float32")
         if not dist.is_chief:

@@ -20,8 +20,8 @@ def kser_env() -> dict[str, str]:
     return env
 
 
-def run_kser(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(kser_command(*args), cwd=REPO, env=kser_env(), capture_output=True, text=True, timeout=timeout)
+def run_kser(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(kser_command(*args), cwd=REPO, env=env or kser_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def start_kser(*args: str) -> subprocess.Popen:

@@ -1,11 +1,12 @@
 """The command line gives one clear line for bad input, never a traceback."""
 
+import re
 from pathlib import Path
 
 import pytest
 
 from kser_cli.main import COMMANDS
-from tests.cli_runner import assert_one_line_error, run_kser
+from tests.cli_runner import assert_one_line_error, run_kser, start_kser
 from tests.synthetic import write_crema_d
 
 
@@ -45,6 +46,86 @@ def test_help_and_unknown_command():
     assert help_text.returncode == 0 and "--data_dir" in help_text.stdout and "--noise_level" in help_text.stdout
     unknown = run_kser("build-recrods")
     assert unknown.returncode == 2 and "unknown command" in unknown.stderr
+
+
+@pytest.mark.parametrize("args", [("predict", "--help"), ("--help",)])
+def test_a_reader_that_stops_early_ends_kser_quietly(args):
+    """`kser predict --help | head -n 1`: exit 141 (as SIGPIPE ends a Unix tool), stderr empty. The
+    pipe is closed before kser writes: help fits a pipe's buffer, so a reader that first read a
+    line would leave nothing to break."""
+    process = start_kser(*args)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 141, stderr
+    assert stderr == ""
+
+
+def test_help_lists_verbosity_and_helpfull_lists_every_flag():
+    short = run_kser("train", "--help")
+    assert short.returncode == 0 and "--arch" in short.stdout and "--verbosity" in short.stdout and "--helpfull" in short.stdout
+    full = run_kser("build-records", "--helpfull")
+    assert full.returncode == 0 and full.stderr == "", full.stderr
+    assert "--data_dir" in full.stdout and "absl.logging" in full.stdout and "logtostderr" in full.stdout
+
+
+def test_keras_draws_a_progress_bar_on_a_terminal_and_one_line_per_epoch_elsewhere():
+    import io
+
+    from kser_cli.common import fit_verbosity
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert fit_verbosity(Terminal()) == 1 and fit_verbosity(io.StringIO()) == 2
+
+
+# TensorFlow's, JAX's and CUDA's own lines, written to fd 2 by native code (issue 20).
+NATIVE_LINE = re.compile(
+    r"absl::InitializeLog|oneDNN|cudart_stub|cuInit|computation_placer|cpu_feature_guard|cuda_(dnn|blas|fft)|"
+    r"^[IWEF]\d{4} \d\d:\d\d:\d\d",
+    re.MULTILINE,
+)
+
+
+def test_no_command_prints_native_library_lines(tmp_path):
+    """Every command, run as a user runs it: TF_CPP_MIN_LOG_LEVEL unset, as in a fresh shell."""
+    from tests.cli_runner import kser_env
+
+    env = {key: value for key, value in kser_env().items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    audio, records, model, export = (tmp_path / name for name in ("audio", "records", "model", "export"))
+    tiny = ("--arch=small", f"--records_dir={records}", "--epochs=1", "--batch_size=8",
+            '--model_options={"conv_filters": [4, 8, 8], "proj_units": 16, "rnn_units": 8}')
+    commands = [
+        ("demo-data", f"--out={audio}", "--actors=6", "--sentences=1"),
+        ("build-records", f"--data_dir={audio}", f"--output_dir={records}", "--clip_seconds=1", "--workers=1"),
+        ("train", *tiny, f"--model_dir={model}"),
+        ("cross-validate", *tiny, f"--model_dir={tmp_path / 'cv'}", "--folds=2", "--novalidate", "--max_folds=1"),
+        ("evaluate", f"--model_dir={model}", f"--records_dir={records}"),
+        ("export", f"--model_dir={model}", f"--export_dir={export}"),
+        ("predict", f"--export_dir={export}", str(audio)),
+    ]
+    for command in commands:
+        result = run_kser(*command, env=env, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert not NATIVE_LINE.search(result.stderr), f"kser {command[0]}:\n{result.stderr}"
+
+
+def test_the_demo_predicts_one_held_out_clip_per_emotion_and_says_the_truth(tmp_path):
+    import json
+
+    from kser_cli.demo_predictions import held_out_clips, report
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"label_names": ["ANG", "NEU"], "splits": {"test": {"speakers": ["1007"]}}}))
+    for name in ("1001_DFA_ANG_XX", "1007_IEO_NEU_XX", "1007_DFA_ANG_XX", "1007_IEO_ANG_XX", "notes"):
+        (tmp_path / f"{name}.wav").touch()
+    clips = held_out_clips(tmp_path, tmp_path)
+    assert [(path.name, label) for path, label in clips] == [("1007_DFA_ANG_XX.wav", "ANG"), ("1007_IEO_NEU_XX.wav", "NEU")]
+    lines = report([("a.wav", "ANG", "NEU"), ("b.wav", "NEU", "NEU"), ("c.wav", "SAD", None)], classes=6)
+    assert lines == [
+        "  a.wav  true ANG, predicted NEU", "  b.wav  true NEU, predicted NEU", "  c.wav  true SAD, predicted nothing (error)",
+        "1 of 3 right (chance: 1 in 6)",
+    ]
 
 
 def test_importing_kser_is_quiet_and_does_not_load_tensorflow_io():

@@ -77,3 +77,8 @@ def test_flag_defaults_are_the_library_s(module, flag_defaults):
     for name, expected in EXPECTED[module].items():
         assert name in defaults, f"{module} has no --{name}"
         assert defaults[name] == expected, f"{module} --{name}: {defaults[name]!r} != library {expected!r}"
+
+
+def test_train_and_cross_validate_default_to_the_recommended_small_model():
+    """A new user's first `kser train` trains `small` (about 3% of `lstm`'s compute); `lstm` is the study's."""
+    assert TrainConfig().arch == "small"

@@ -65,6 +65,13 @@ def test_cross_validate_writes_folds_and_a_report(cross_validated, records):
     assert "validate" not in json.loads((model_dir / "cv_config.json").read_text())["cross_validation"]
 
 
+def test_mean_sd_of_one_value_has_no_sd():
+    from kser.cross_validation import format_mean_sd, mean_sd
+
+    assert mean_sd([0.5]) == {"mean": 0.5, "sd": None} and format_mean_sd(mean_sd([0.5])) == "0.5000"
+    assert format_mean_sd(mean_sd([0.5, 0.7]), digits=1, scale=100) == "60.0 ± 14.1"
+
+
 def test_novalidate_trains_on_the_validation_fold_too_for_every_epoch(records, tmp_path):
     result = run_kser(*cv_command(records, tmp_path, "--novalidate", "--epochs=2", "--patience=1", "--max_folds=1"), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -75,6 +82,10 @@ def test_novalidate_trains_on_the_validation_fold_too_for_every_epoch(records, t
     assert fold["speakers"]["validation"] == [] and len(fold["speakers"]["train"]) == 4  # 6 speakers - 2 tested
     assert not set(fold["speakers"]["train"]) & set(fold["speakers"]["test"])
     assert fold["epochs"] == 2  # no early stopping without validation clips
+    # One fold run: a sample sd is undefined, so null in JSON and no ± in the text (not "± 0.0000").
+    assert all(report[name]["sd"] is None for name in ("accuracy", "uar", "macro_f1"))
+    assert "±" not in result.stdout and f"uar {report['uar']['mean']:.4f}" in result.stdout
+    assert result.stderr.count("kser: warning: --epochs=2 is within the recipe's 3 warm-up epochs") == 1
     history = read_history(tmp_path / "fold-0")
     assert len(history["loss"]) == 2 and not any(key.startswith("val_") for key in history)
     assert not (tmp_path / "fold-0" / "checkpoints" / "best.weights.h5").exists()
@@ -99,7 +110,7 @@ def test_an_interrupted_cross_validation_resumes_with_the_missing_folds(cross_va
 def test_other_settings_in_the_same_model_dir_are_refused(cross_validated, records):
     model_dir, _ = cross_validated
     result = run_kser(*cv_command(records, model_dir, "--folds=2"))
-    assert_one_line_error(result, "already holds a cross-validation with other settings")
+    assert_one_line_error(result, "already holds a cross-validation with other settings", "cross_validation.folds: 3 -> 2")
 
 
 def test_overwrite_refuses_files_kser_did_not_write_even_inside_a_fold(cross_validated, tmp_path):
@@ -135,8 +146,11 @@ def test_a_fold_trained_with_other_settings_is_refused_not_reported(cross_valida
     shutil.copytree(cross_validated[0] / "fold-0", fold)
     run = read_run_config(fold)
     _check_fold_run(fold, run.train, dict(run.model_options))  # the settings it was trained with: fine
-    for train, options in ((dataclasses.replace(run.train, seed=99), dict(run.model_options)), (run.train, {"rnn_units": 3})):
-        with pytest.raises(KserError, match="fold-0 was trained with other settings"):
+    for train, options, named in (
+        (dataclasses.replace(run.train, seed=99), dict(run.model_options), r"train\.seed: 0 -> 99"),
+        (run.train, {"rnn_units": 3}, r"model_options\.rnn_units: 8 -> 3"),
+    ):
+        with pytest.raises(KserError, match=f"fold-0 was trained with other settings .*{named}"):
             _check_fold_run(fold, train, options)
 
 

@@ -59,6 +59,17 @@ def test_training_writes_a_loadable_model_history_and_tensorboard_logs(trained):
     assert not (model_dir / "backup").exists()
 
 
+def test_tensorboard_shows_each_validation_metric_once(trained):
+    """Not `epoch_uar` beside `uar`, `epoch_recall_X` beside `recall/X`; the confusion image stays."""
+    import tensorflow as tf
+
+    tags = set()
+    for path in (trained.model_dir / "logs" / "validation").glob("events.*"):
+        tags |= {value.tag for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
+    assert {"epoch_uar", "epoch_macro_f1", "epoch_recall_ANG", "epoch_loss", "confusion_matrix"} <= tags
+    assert not {tag for tag in tags if tag in ("uar", "macro_f1") or tag.startswith("recall/")}, tags
+
+
 def test_features_in_the_model_train_the_same_classifier_shape(records, tmp_path, monkeypatch):
     import kser.training
     from kser.augment import SpecAugment, WaveformAugment
@@ -96,6 +107,16 @@ def test_finished_run_is_protected_and_label_mismatch_is_refused(records, traine
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(KserError, match="holds label.s. a, b, c, d, e, f that the model does not know"):
         evaluate(trained.model_dir, other)
+
+
+def test_a_rerun_with_other_settings_names_each_difference(records, trained, tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained.model_dir, model_dir)
+    (model_dir / model_files.INFO_FILE).unlink()  # a run that did not finish: a rerun would resume it
+    with pytest.raises(KserError, match=r"a training run with other settings \(train\.learning_rate: 0\.003 -> 0\.002\)"):
+        train(tiny_config(learning_rate=2e-3), records, model_dir, model_options=TINY, verbose=0)
 
 
 def test_overwrite_refuses_a_model_dir_holding_files_kser_did_not_write(records, trained, tmp_path):
@@ -239,6 +260,18 @@ def test_novalidate_trains_every_epoch_on_the_train_split_and_keeps_the_last_wei
     assert not (tmp_path / "checkpoints" / "best.weights.h5").exists()
     report = evaluate(tmp_path, records, "test")
     assert report["protocol"]["train"]["epochs"] == 2
+
+
+def test_epochs_within_the_warm_up_are_warned_about_once_where_the_recipe_is_resolved(capsys):
+    from kser.training import resolve_config, warmup_warning
+
+    resolved = resolve_config(TrainConfig(arch="small", epochs=2))  # small's recipe warms up over 3 epochs
+    warning = capsys.readouterr().err
+    assert warning.startswith("kser: warning: --epochs=2 is within the recipe's 3 warm-up epochs") and warning.count("\n") == 1
+    resolve_config(resolved)  # already resolved (a cross-validation's folds): said once, where it was resolved
+    assert capsys.readouterr().err == ""
+    assert warmup_warning(resolve_config(TrainConfig(arch="small", epochs=4))) is None
+    assert warmup_warning(resolve_config(TrainConfig(arch="lstm", epochs=1))) is None  # no warm-up in the study's recipe
 
 
 def test_learning_rate_schedules():
