@@ -8,6 +8,9 @@ DEMO_DIR  ?= demo
 DEMO_EPOCHS ?= 40
 PIP_FLAGS ?= -q --disable-pip-version-check
 PYTEST    ?= -q
+# pip's notices on success (the editable install's build-backend warnings) go to VENV/pip.log,
+# shown whole only when pip fails: a new user's terminal shows kser, not its installer.
+QUIET_PIP = >> $(1)/pip.log 2>&1 || { cat $(1)/pip.log; exit 1; }
 
 BIN      := $(VENV)/bin
 BIN_TFIO := $(VENV_TFIO)/bin
@@ -17,17 +20,19 @@ TFIO_TESTS := tests/test_tfio.py tests/test_audio.py tests/test_build_records.py
 .PHONY: install install-tfio test test-main test-tfio demo bench bench-accuracy clean
 
 $(BIN)/.installed: setup.py pyproject.toml requirements/base.txt requirements/distributed.txt requirements/test.txt
+	@echo "installing kser and its pinned packages into $(VENV) (a few minutes the first time; log: $(VENV)/pip.log)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
-	$(BIN)/pip install $(PIP_FLAGS) -r requirements/test.txt
-	$(BIN)/pip install $(PIP_FLAGS) --no-deps -e .
+	@$(BIN)/pip install $(PIP_FLAGS) --upgrade pip $(call QUIET_PIP,$(VENV))
+	@$(BIN)/pip install $(PIP_FLAGS) -r requirements/test.txt $(call QUIET_PIP,$(VENV))
+	@$(BIN)/pip install $(PIP_FLAGS) --no-deps -e . $(call QUIET_PIP,$(VENV))
 	touch $@
 
 $(BIN_TFIO)/.installed: setup.py pyproject.toml requirements/tfio.txt
+	@echo "installing kser and its pinned packages into $(VENV_TFIO) (a few minutes the first time; log: $(VENV_TFIO)/pip.log)"
 	$(PYTHON) -m venv $(VENV_TFIO)
-	$(BIN_TFIO)/pip install $(PIP_FLAGS) --upgrade pip
-	$(BIN_TFIO)/pip install $(PIP_FLAGS) -r requirements/tfio.txt
-	$(BIN_TFIO)/pip install $(PIP_FLAGS) --no-deps -e .
+	@$(BIN_TFIO)/pip install $(PIP_FLAGS) --upgrade pip $(call QUIET_PIP,$(VENV_TFIO))
+	@$(BIN_TFIO)/pip install $(PIP_FLAGS) -r requirements/tfio.txt $(call QUIET_PIP,$(VENV_TFIO))
+	@$(BIN_TFIO)/pip install $(PIP_FLAGS) --no-deps -e . $(call QUIET_PIP,$(VENV_TFIO))
 	touch $@
 
 install: $(BIN)/.installed
