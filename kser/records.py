@@ -19,10 +19,20 @@ from typing import Any
 import numpy as np
 
 from kser.quiet import tensorflow
+from kser.tfrecord_format import BYTES, FLOAT, INT64, decode_example, encode_example
 
 ENCODINGS = {"int16": "<i2", "float32": "<f4"}
 SHARD_SUFFIX = ".tfrecord"
 MANIFEST_FILE = "manifest.json"
+SCHEMA = {  # feature name -> kind, in the order of the module docstring
+    "waveform": BYTES,
+    "waveform_scale": FLOAT,
+    "label": INT64,
+    "speaker": BYTES,
+    "clip_id": BYTES,
+    "sample_rate": INT64,
+    "source_samples": INT64,
+}
 
 
 def file_sha256(path: str | Path) -> str:
@@ -44,48 +54,36 @@ def encode_waveform(samples: np.ndarray, encoding: str) -> tuple[bytes, float]:
         from kser.waveform import encode_int16
 
         return encode_int16(samples)
-    if encoding == "float32":
-        return samples.astype("<f4").tobytes(), 1.0
-    raise ValueError(f"unknown waveform encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}")
+    return samples.astype(waveform_dtype(encoding)).tobytes(), 1.0
 
 
 def make_example(
     *, waveform: bytes, scale: float, label: int, speaker: str, clip_id: str, sample_rate: int, source_samples: int
 ) -> bytes:
-    """A serialized tf.train.Example for one clip."""
-    tf = tensorflow()
-
-    def _bytes(value: bytes) -> tf.train.Feature:
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-    def _int(value: int) -> tf.train.Feature:
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-
-    features = {
-        "waveform": _bytes(waveform),
-        "waveform_scale": tf.train.Feature(float_list=tf.train.FloatList(value=[scale])),
-        "label": _int(label),
-        "speaker": _bytes(speaker.encode("utf-8")),
-        "clip_id": _bytes(clip_id.encode("utf-8")),
-        "sample_rate": _int(sample_rate),
-        "source_samples": _int(source_samples),
+    """A serialized tf.train.Example for one clip (the same bytes TensorFlow writes; no TensorFlow needed)."""
+    values = {
+        "waveform": waveform,
+        "waveform_scale": scale,
+        "label": label,
+        "speaker": speaker.encode("utf-8"),
+        "clip_id": clip_id.encode("utf-8"),
+        "sample_rate": sample_rate,
+        "source_samples": source_samples,
     }
-    example = tf.train.Example(features=tf.train.Features(feature=features))
-    return example.SerializeToString(deterministic=True)  # map order would vary between processes
+    return encode_example({name: (kind, [values[name]]) for name, kind in SCHEMA.items()})
 
 
 def feature_spec() -> dict[str, Any]:
     tf = tensorflow()
+    dtypes = {BYTES: tf.string, FLOAT: tf.float32, INT64: tf.int64}
+    return {name: tf.io.FixedLenFeature([], dtypes[kind]) for name, kind in SCHEMA.items()}
 
-    return {
-        "waveform": tf.io.FixedLenFeature([], tf.string),
-        "waveform_scale": tf.io.FixedLenFeature([], tf.float32),
-        "label": tf.io.FixedLenFeature([], tf.int64),
-        "speaker": tf.io.FixedLenFeature([], tf.string),
-        "clip_id": tf.io.FixedLenFeature([], tf.string),
-        "sample_rate": tf.io.FixedLenFeature([], tf.int64),
-        "source_samples": tf.io.FixedLenFeature([], tf.int64),
-    }
+
+def waveform_dtype(encoding: str) -> np.dtype:
+    """The stored sample type of ``encoding`` (little-endian), for both parsers."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unknown waveform encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}")
+    return np.dtype(ENCODINGS[encoding])
 
 
 def parse_example(serialized: Any, encoding: str = "int16") -> dict[str, Any]:
@@ -93,7 +91,22 @@ def parse_example(serialized: Any, encoding: str = "int16") -> dict[str, Any]:
     tf = tensorflow()
 
     parsed = tf.io.parse_single_example(serialized, feature_spec())
-    dtype = tf.int16 if encoding == "int16" else tf.float32
-    raw = tf.io.decode_raw(parsed["waveform"], dtype, little_endian=True)
+    raw = tf.io.decode_raw(parsed["waveform"], tf.as_dtype(waveform_dtype(encoding).newbyteorder("=")), little_endian=True)
     parsed["waveform"] = tf.cast(raw, tf.float32) * parsed["waveform_scale"]
+    return parsed
+
+
+def parse_example_numpy(serialized: bytes, encoding: str = "int16") -> dict[str, Any]:
+    """:func:`parse_example`'s values without TensorFlow: numpy scalars, bytes, a float32 waveform."""
+    features = decode_example(serialized)
+    parsed: dict[str, Any] = {}
+    for name, kind in SCHEMA.items():
+        if name not in features:
+            raise ValueError(f"feature {name!r} is missing")
+        found_kind, values = features[name]
+        if found_kind != kind or len(values) != 1:
+            raise ValueError(f"feature {name!r}: expected one {kind} value, found {len(values)} {found_kind} value(s)")
+        parsed[name] = {BYTES: bytes, FLOAT: np.float32, INT64: np.int64}[kind](values[0])
+    raw = np.frombuffer(parsed["waveform"], dtype=waveform_dtype(encoding))
+    parsed["waveform"] = raw.astype(np.float32) * parsed["waveform_scale"]
     return parsed

@@ -4,6 +4,8 @@ Clips are decoded and prepared in parallel worker processes (:mod:`kser_tfrecord
 one that dies stops the build with a line naming its clip); the parent writes each shard
 under a temporary name, records a receipt, and renames it into place, so a killed build
 leaves only complete shards and a rerun of the same command resumes where it stopped.
+Shards are written by :mod:`kser.tfrecord_format` (the bytes tf.io writes), so a build never
+imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from kser.errors import KserError
 from kser.locks import folder_lock
 from kser.output_dirs import check_writable
 from kser.progress import Progress
-from kser.quiet import tensorflow
 from kser.records import ENCODINGS, file_sha256, make_example
 from kser.splits import split_clips
+from kser.tfrecord_format import RecordWriter
 from kser_tfrecords_builder import state
 from kser_tfrecords_builder.manifest import LONG_CUT_SECONDS, make_manifest
 from kser_tfrecords_builder.plan import ShardPlan, plan_shards
@@ -147,8 +149,6 @@ def _write_shard(
     config: BuildConfig,
     progress: Progress,
 ) -> state.Receipt:
-    tf = tensorflow()
-
     final = output / plan.name
     temp = temp_path_for(final)
     speaker_class_counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
@@ -158,7 +158,7 @@ def _write_shard(
     long_clips: list[dict[str, Any]] = []
     rate = config.audio.sample_rate
     try:
-        with tf.io.TFRecordWriter(str(temp)) as writer:
+        with RecordWriter(temp) as writer:
             for _ in plan.clips:
                 result = next(results)
                 progress.update()

@@ -1,7 +1,7 @@
 """The per-clip job run in worker processes: decode, prepare, encode.
 
 Imports only numpy and soundfile (tensorflow-io only when it is asked for), so spawning a
-worker is cheap; TensorFlow stays in the parent that writes the shards.
+worker is cheap (the parent, which writes the shards, needs no TensorFlow either).
 """
 
 from __future__ import annotations
