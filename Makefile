@@ -19,7 +19,7 @@ TFIO_TESTS := tests/test_tfio.py tests/test_audio.py tests/test_build_records.py
 
 .PHONY: install install-tfio test test-main test-tfio demo bench bench-accuracy clean
 
-$(BIN)/.installed: setup.py pyproject.toml requirements/base.txt requirements/distributed.txt requirements/test.txt
+$(BIN)/.installed: setup.py pyproject.toml requirements/base.txt requirements/distributed.txt requirements/deploy.txt requirements/test.txt
 	@echo "installing kser and its pinned packages into $(VENV) (a few minutes the first time; log: $(VENV)/pip.log)"
 	$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install $(PIP_FLAGS) --upgrade pip $(call QUIET_PIP,$(VENV))

@@ -7,6 +7,10 @@ from setuptools import find_packages, setup
 
 # Import name -> folder, for the top-level folders whose names are too generic to install as such.
 FOLDER_PACKAGES = {"kser_cli": "cli", "kser_tfrecords_builder": "tfrecords_builder"}
+# Export to LiteRT and ONNX (kser.portable_export) and the runtimes that run the artefacts without
+# TensorFlow; tf2onnx is what Keras's ONNX export converts with under the TensorFlow backend.
+LITERT = ["ai-edge-litert>=2.3"]
+ONNX = ["onnxruntime>=1.32", "onnx>=1.23", "tf2onnx>=1.17"]
 VERSION = re.search(r'__version__ = "([^"]+)"', Path("kser/__init__.py").read_text()).group(1)
 
 setup(
@@ -34,6 +38,9 @@ setup(
         "tfio": ["tensorflow-io>=0.37"],
         # --distribution=multi_worker trains on Keras's JAX backend (kser.distribution says why).
         "distributed": ["jax>=0.10"],
+        "litert": LITERT,
+        "onnx": ONNX,
+        "deploy": LITERT + ONNX,
         "test": ["pytest>=8", "librosa>=0.10", "scikit-learn>=1.3"],
     },
     entry_points={"console_scripts": ["kser=kser_cli.main:run"]},

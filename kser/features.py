@@ -33,6 +33,14 @@ the layout aims at few passes over small tensors:
 * power spectrum by ``keras.ops.rfft``, then one matmul with the mel filter bank. A DFT as a
   matmul or as a strided ``conv1d`` with the windowed DFT basis as its kernel is accurate
   enough too, but 2-3x slower (about 8 GFLOP per batch against the FFT's few passes);
+* ``dft="matmul"`` is that matmul, for exported models (``kser.portable_export``): ONNX has
+  no real FFT that tf2onnx can emit for ``rfft``'s complex output. It multiplies only the
+  448 samples of each frame that the window touches, real and imaginary parts in one
+  ``[448, 512]`` basis, so the features take 1.5-1.7x the FFT's time (batches of 32 on 2
+  cores; the whole forward pass with ``small`` barely changes). Not the default: besides
+  the time, GPUs run float32 matmuls in TF32 by default under TensorFlow and JAX, and a
+  10-bit mantissa puts quiet bins' errors at about 0.2 dB (emulated on the tests' speech),
+  where the FFT's stay far below 0.01 dB;
 * log: ``ln(max(power, amin))``, with the factor ``10 / ln(10)`` to dB folded into the delta
   operators below (whose identity channel is the log-mel itself) instead of ``log10``'s
   extra division and scaling passes;
@@ -57,7 +65,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -170,6 +178,48 @@ def analysis_window(config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     padded = np.zeros(config.n_fft)
     padded[left : left + config.win_length] = window
     return _readonly(padded)
+
+
+@dataclasses.dataclass(frozen=True)
+class DftBasis:
+    """The windowed real DFT as one matmul, for runtimes without an FFT op (ONNX, see below).
+
+    ``frames[..., first * step : stop * step] @ basis`` gives, per frame, the real parts of all
+    ``n_fft // 2 + 1`` bins and then the imaginary parts of the bins where they can be non-zero
+    (not DC, nor Nyquist for an even ``n_fft``). Squared, ``@ mel`` (the filter bank with those
+    bins' rows repeated) is the mel power. Only the sub-chunks ``[first, stop)`` that the
+    window touches are multiplied: 448 of 512 samples at the defaults.
+    """
+
+    first: int  # first sub-chunk (of ``step`` samples) of the frame that the window touches
+    stop: int  # one past the last
+    basis: np.ndarray  # [(stop - first) * step, bins] float32, the window folded in
+    mel: np.ndarray  # [bins, n_mels] float32
+
+
+@functools.lru_cache(maxsize=32)
+def dft_basis(config: FeatureConfig, step: int) -> DftBasis:
+    """The ``DftBasis`` of ``config`` for frames cut into sub-chunks of ``step`` samples."""
+    _check_config(config)
+    n_fft = config.n_fft
+    if n_fft % step:
+        raise ValueError(f"step {step} must divide n_fft {n_fft}")
+    window = analysis_window(config)
+    touched = np.flatnonzero(window)
+    first, stop = touched[0] // step, -(-(touched[-1] + 1) // step)
+    samples = np.arange(first * step, stop * step)
+    sines = np.arange(1, (n_fft + 1) // 2)  # bins whose imaginary part is not always zero
+    # (n * k) mod n_fft keeps the angles small, so float64 cos/sin stay exact to ~1e-16.
+    cos_phase = 2 * np.pi * (np.outer(samples, np.arange(n_fft // 2 + 1)) % n_fft) / n_fft
+    sin_phase = 2 * np.pi * (np.outer(samples, sines) % n_fft) / n_fft
+    basis = window[samples, None] * np.concatenate([np.cos(cos_phase), np.sin(sin_phase)], 1)
+    bank = mel_filterbank(config)
+    return DftBasis(
+        first=int(first),
+        stop=int(stop),
+        basis=_readonly(basis.astype(np.float32)),
+        mel=_readonly(np.ascontiguousarray(np.concatenate([bank, bank[sines]]))),
+    )
 
 
 def _savgol_rows(width: int, polyorder: int, deriv: int, positions: np.ndarray) -> np.ndarray:
@@ -344,19 +394,54 @@ def _static_length(waveforms: Any) -> int:
     return int(shape[-1])
 
 
+# How the power spectrum is computed: "rfft" (the fast default) or "matmul" (portable).
+DFT_METHODS: tuple[str, ...] = ("rfft", "matmul")
+
+
+def _check_dft(dft: str) -> None:
+    if dft not in DFT_METHODS:
+        raise ValueError(f"dft must be one of {DFT_METHODS}, got {dft!r}")
+
+
+def _mel_power_fn(config: FeatureConfig, plan: _Plan, dft: str) -> tuple[Callable[[Any], Any], slice]:
+    """``(frames [rows, samples] -> mel power [rows, n_mels], the frame's sub-chunks to take)``.
+
+    "rfft" windows the full ``n_fft`` frame and uses ``ops.rfft``: fastest, but its complex
+    tensors do not convert to ONNX (tf2onnx emits an RFFT op that ONNX does not define).
+    "matmul" multiplies only the sub-chunks that the window touches by the ``DftBasis``:
+    plain float32 matmuls that every runtime has, at about 1.7x the feature time on CPU.
+    """
+    if dft == "rfft":
+        window, mel = ops.convert_to_tensor(plan.window), ops.convert_to_tensor(plan.mel)
+
+        def rfft_power(frames: Any) -> Any:
+            real, imag = ops.rfft(ops.multiply(frames, window))
+            return ops.matmul(real * real + imag * imag, mel)
+
+        return rfft_power, slice(None)
+    dft_plan = dft_basis(config, plan.step)
+    basis, mel = ops.convert_to_tensor(dft_plan.basis), ops.convert_to_tensor(dft_plan.mel)
+
+    def matmul_power(frames: Any) -> Any:
+        parts = ops.matmul(frames, basis)
+        return ops.matmul(parts * parts, mel)
+
+    return matmul_power, slice(dft_plan.first, dft_plan.stop)
+
+
 def _log_mel_block(
-    chunks: Any, indices: np.ndarray, window: Any, mel: Any, config: FeatureConfig
+    chunks: Any, indices: np.ndarray, mel_power: Callable[[Any], Any], config: FeatureConfig
 ) -> Any:
     """Natural-log mel power ``[batch, frames, n_mels]`` of one block of frames.
 
     ``chunks``: the padded waveform as ``[batch, length // step, step]`` sub-chunks;
-    ``indices``: the block's ``[frames, n_fft // step]`` sub-chunk indices. The frames are
-    handled as a 2-D ``[batch * frames, n_fft]`` matrix, so the mel projection is one plain
+    ``indices``: the block's ``[frames, chunks per frame]`` sub-chunk indices. The frames are
+    handled as a 2-D ``[batch * frames, samples]`` matrix, so the mel projection is one plain
     matmul (a 3-D one becomes a tensordot of some twenty shape ops under TensorFlow).
     """
-    frames = ops.reshape(ops.take(chunks, indices, axis=1), (-1, config.n_fft))
-    real, imag = ops.rfft(ops.multiply(frames, window))
-    log_mel = ops.log(ops.maximum(ops.matmul(real * real + imag * imag, mel), config.amin))
+    step = chunks.shape[-1]
+    frames = ops.reshape(ops.take(chunks, indices, axis=1), (-1, indices.shape[1] * step))
+    log_mel = ops.log(ops.maximum(mel_power(frames), config.amin))
     return ops.reshape(log_mel, (-1, len(indices), config.n_mels))
 
 
@@ -369,14 +454,19 @@ def _edge_rows(operator: np.ndarray, log_mel: Any, n_mels: int) -> Any:
     return ops.transpose(rows, (0, 1, 3, 2))
 
 
-def log_mel_deltas(waveforms: Any, config: FeatureConfig = FeatureConfig()) -> Any:
+def log_mel_deltas(
+    waveforms: Any, config: FeatureConfig = FeatureConfig(), dft: str = "rfft"
+) -> Any:
     """Log-mel (dB), delta and delta-delta of float waveforms, stacked on the last axis.
 
     ``waveforms``: ``[batch, samples]`` (or ``[samples]``) at ``config.sample_rate``, with a
     static length. Returns float32 ``[batch, frames, n_mels, 3]`` (or ``[frames, n_mels, 3]``),
     where ``frames = min(num_frames, 1 + samples // hop_length)``: 300 for 3 s at 16 kHz.
     Uses only ``keras.ops``, so it runs under any Keras backend and inside ``tf.data``.
+    ``dft``: how the power spectrum is computed, one of ``DFT_METHODS`` (same features to
+    float32 rounding): "matmul" for models exported to LiteRT or ONNX.
     """
+    _check_dft(dft)
     if not hasattr(waveforms, "shape"):
         waveforms = np.asarray(waveforms, dtype=np.float32)
     num_samples = _static_length(waveforms)
@@ -396,8 +486,8 @@ def log_mel_deltas(waveforms: Any, config: FeatureConfig = FeatureConfig()) -> A
     if plan.pad_left or pad_right:
         x = ops.pad(x, [[0, 0], [plan.pad_left, pad_right]])
     chunks = ops.reshape(x, (-1, plan.length // plan.step, plan.step))
-    window, mel = ops.convert_to_tensor(plan.window), ops.convert_to_tensor(plan.mel)
-    blocks = [_log_mel_block(chunks, indices, window, mel, config) for indices in plan.blocks]
+    mel_power, taken = _mel_power_fn(config, plan, dft)
+    blocks = [_log_mel_block(chunks, idx[:, taken], mel_power, config) for idx in plan.blocks]
     log_mel = blocks[0] if len(blocks) == 1 else ops.concatenate(blocks, axis=1)
 
     # Output frame t < kept: head rows, then the valid convolution, then tail rows; only
@@ -427,15 +517,21 @@ class LogMelDeltas(keras.layers.Layer):
     saved ``.keras`` model (or run in ``tf.data``) and match the librosa recipe. Takes a
     ``FeatureConfig`` and/or any of its fields as keyword arguments (fields override the
     config). Computes in float32 whatever the global dtype policy, since float16 would break
-    the dB accuracy.
+    the dB accuracy. ``dft="matmul"`` computes the same features without complex tensors, so
+    that the layer converts to LiteRT and ONNX (see ``log_mel_deltas``); it is not a
+    ``FeatureConfig`` field because it changes how, not what, the layer computes.
     """
 
-    def __init__(self, config: FeatureConfig | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, config: FeatureConfig | None = None, *, dft: str = "rfft", **kwargs: Any
+    ) -> None:
         overrides = {k: kwargs.pop(k) for k in _FEATURE_FIELDS if k in kwargs}
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.feature_config = dataclasses.replace(config or FeatureConfig(), **overrides)
         _check_config(self.feature_config)
+        _check_dft(dft)
+        self.dft = dft
         self.supports_masking = False
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
@@ -450,7 +546,7 @@ class LogMelDeltas(keras.layers.Layer):
         self.built = True
 
     def call(self, waveforms: Any) -> Any:
-        return log_mel_deltas(waveforms, self.feature_config)
+        return log_mel_deltas(waveforms, self.feature_config, self.dft)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (
@@ -461,4 +557,4 @@ class LogMelDeltas(keras.layers.Layer):
         )
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), **dataclasses.asdict(self.feature_config)}
+        return {**super().get_config(), **dataclasses.asdict(self.feature_config), "dft": self.dft}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import textwrap
 from pathlib import Path
 
@@ -19,9 +20,11 @@ keras = pytest.importorskip("keras")
 from tests.cli_runner import run_under_jax
 from kser.config import FeatureConfig  # noqa: E402
 from kser.features import (  # noqa: E402
+    DFT_METHODS,
     LogMelDeltas,
     analysis_window,
     delta_matrix,
+    dft_basis,
     log_mel_deltas,
     mel_filterbank,
 )
@@ -71,8 +74,8 @@ def librosa_features(y: np.ndarray, config: FeatureConfig = CONFIG) -> np.ndarra
     return np.stack([log_mel.T, d1.T, d2.T], axis=-1)[: config.num_frames]
 
 
-def run(waveforms: np.ndarray, config: FeatureConfig = CONFIG) -> np.ndarray:
-    return keras.ops.convert_to_numpy(log_mel_deltas(waveforms, config))
+def run(waveforms: np.ndarray, config: FeatureConfig = CONFIG, dft: str = "rfft") -> np.ndarray:
+    return keras.ops.convert_to_numpy(log_mel_deltas(waveforms, config, dft))
 
 
 # ----------------------------------------------------------------------------- constants
@@ -116,35 +119,51 @@ def test_delta_matrix_matches_librosa_delta(order: int) -> None:
     np.testing.assert_allclose(delta_matrix(23, 9, order) @ data.T, expected.T, atol=1e-10)
 
 
+@pytest.mark.parametrize("n_fft, win_length, hop_length", [(512, 400, 160), (401, 300, 100)])
+def test_dft_basis_is_the_windowed_power_spectrum(n_fft: int, win_length: int, hop_length: int) -> None:
+    """Squared basis outputs summed per bin equal |rfft(window * frame)|^2 (odd n_fft: no Nyquist)."""
+    config = dataclasses.replace(CONFIG, n_fft=n_fft, win_length=win_length, hop_length=hop_length)
+    step = math.gcd(n_fft, hop_length)
+    dft = dft_basis(config, step)
+    frames = np.random.default_rng(7).standard_normal((5, n_fft))
+    expected = np.abs(np.fft.rfft(frames * analysis_window(config))) ** 2 @ mel_filterbank(config)
+    parts = frames[:, dft.first * step : dft.stop * step] @ dft.basis.astype(np.float64)
+    np.testing.assert_allclose(parts**2 @ dft.mel, expected, rtol=1e-5)
+    assert dft.first * step <= (n_fft - win_length) // 2 and dft.stop * step >= (n_fft + win_length) // 2
+
+
 # ----------------------------------------------------------------------------- librosa parity
 
 
+@pytest.mark.parametrize("dft", DFT_METHODS)
 @pytest.mark.parametrize(
     "signal, num_samples",
     [(speech_like, CLIP), (white_noise, CLIP), (speech_like, 16_037), (white_noise, 20_000)],
 )
-def test_matches_librosa_recipe(signal, num_samples: int) -> None:
+def test_matches_librosa_recipe(signal, num_samples: int, dft: str) -> None:
     y = signal(num_samples)
     expected = librosa_features(y)
-    got = run(y[None])[0]
+    got = run(y[None], dft=dft)[0]
     assert got.shape == expected.shape
     error = np.abs(got - expected).max(axis=(0, 1))
     assert np.all(error <= TOLERANCE_DB), f"max |kser - librosa| per channel: {error}"
 
 
+@pytest.mark.parametrize("dft", DFT_METHODS)
 @pytest.mark.parametrize(
     "overrides",
     [
         {"num_frames": None},  # all 301 frames
         {"center": False, "num_frames": None},
         {"window": "hann", "win_length": 512, "hop_length": 128, "n_mels": 40, "fmax": 7000.0},
+        {"n_fft": 400, "hop_length": 100},  # the window fills the frame: no sub-chunk skipped
     ],
 )
-def test_matches_librosa_with_other_settings(overrides: dict) -> None:
+def test_matches_librosa_with_other_settings(overrides: dict, dft: str) -> None:
     config = dataclasses.replace(CONFIG, **overrides)
     y = speech_like(12_000, seed=3)
     expected = librosa_features(y, config)
-    got = run(y, config)
+    got = run(y, config, dft)
     assert got.shape == expected.shape
     assert np.abs(got - expected).max() <= TOLERANCE_DB
 
@@ -217,12 +236,16 @@ def test_has_no_weights() -> None:
 
 
 def test_config_round_trip() -> None:
-    layer = LogMelDeltas(FeatureConfig(n_mels=40), num_frames=None, name="front")
+    layer = LogMelDeltas(FeatureConfig(n_mels=40), num_frames=None, name="front", dft="matmul")
     config = layer.get_config()
-    assert config["n_mels"] == 40 and config["num_frames"] is None
+    assert config["n_mels"] == 40 and config["num_frames"] is None and config["dft"] == "matmul"
     clone = LogMelDeltas.from_config(config)
     assert clone.feature_config == layer.feature_config
-    assert clone.name == "front"
+    assert clone.name == "front" and clone.dft == "matmul"
+    del config["dft"]  # saved before the option existed: the FFT, as then
+    assert LogMelDeltas.from_config(config).dft == "rfft"
+    with pytest.raises(ValueError, match="dft must be one of"):
+        LogMelDeltas(dft="fft")
     assert keras.saving.get_registered_object("kser>LogMelDeltas") is LogMelDeltas
 
 
