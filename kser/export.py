@@ -1,5 +1,8 @@
 """Export a trained model as a self-contained TensorFlow SavedModel: raw waveform in, emotion out.
 
+Beside it, on request (``formats``; kser.export_formats), ``model.tflite`` and ``model.onnx``:
+the fixed-window model of kser.portable_export, for runtimes without TensorFlow.
+
 The exported graph holds the whole inference path, so a server (TF Serving, or any process with
 only TensorFlow installed) needs neither kser nor Keras custom objects::
 
@@ -32,7 +35,7 @@ CREMA-D sentences of 1-5 s, so trimming lost little there, but a deployed model 
 of any length, and scoring only the first 3 s would ignore most of a long one.
 
 The export is written under a hidden temporary directory next to ``export_dir`` and renamed into
-place at the end, with ``kser_export.json`` (what the graph expects) written last inside it, so
+place at the end, with ``kser_export.json`` (what each artefact expects) written last inside it, so
 a killed export never leaves a directory that looks complete. Meanwhile the export holds the
 lock ``.NAME.kser.lock`` beside ``export_dir`` (:mod:`kser.locks`): a second export there is refused.
 """
@@ -48,14 +51,23 @@ from typing import Any
 from kser import __version__, atomic
 from kser.config import WINDOW_HOP_SECONDS, to_dict
 from kser.errors import KserError
+from kser.export_formats import (
+    DEFAULT_FORMATS,
+    PORTABLE_FILES,
+    SAVED_MODEL,
+    artefact_contracts,
+    check_formats,
+    portable,
+)
 from kser.locks import replaced_folder_lock
 from kser.output_dirs import check_writable, make_dir, refuse_foreign_entries
 from kser.run_config import RunConfig, read_run_config
 from kser.model_dir import INFO_FILE, MODEL_FILE, ModelInfo, load_info, load_model
 
 EXPORT_INFO_FILE = "kser_export.json"
-# 2: per-row window starts and counts (trimming makes them differ per row); 3: kser_constants
-EXPORT_FORMAT_VERSION = 3
+# 2: per-row window starts and counts (trimming makes them differ per row); 3: kser_constants;
+# 4: ``formats`` and ``artefacts`` (model.tflite, model.onnx; the SavedModel may be left out)
+EXPORT_FORMAT_VERSION = 4
 SERVING_SIGNATURE = "serving_default"
 WINDOWS_SIGNATURE = "windows"
 CONSTANTS_SIGNATURE = "kser_constants"
@@ -105,6 +117,12 @@ def _tf() -> Any:
     from kser.quiet import tensorflow
 
     return tensorflow()
+
+
+def records_silence_std(info: ModelInfo) -> float | None:
+    """The normalisation threshold every exported graph applies, or None where the training
+    records were not normalised (``AudioConfig.normalize=False``): one decision for all formats."""
+    return info.audio.silence_std if info.audio.normalize else None
 
 
 def normalize_rows(waveform: Any, silence_std: float) -> Any:
@@ -276,11 +294,17 @@ def _check_compatible(model: Any, info: ModelInfo) -> None:
 
 
 def export_metadata(
-    info: ModelInfo, plan: WindowPlan, window_hop_seconds: float, run: RunConfig | None = None
+    info: ModelInfo,
+    plan: WindowPlan,
+    window_hop_seconds: float,
+    run: RunConfig | None = None,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
 ) -> dict[str, Any]:
     """``kser_export.json``: what a client must send and what comes back, without loading the graph,
-    and how the model was trained (``training``: the run's resolved settings; None if unknown)."""
-    return {
+    and how the model was trained (``training``: the run's resolved settings; None if unknown).
+    ``artefacts`` lists each file written with its input/output contract; ``signatures`` describes
+    the SavedModel's and is present only with it."""
+    metadata = {
         "training": None if run is None else {"train": to_dict(run.train), "model_options": dict(run.model_options)},
         "format": "kser-saved-model",
         "format_version": EXPORT_FORMAT_VERSION,
@@ -296,6 +320,10 @@ def export_metadata(
         "silence_std": info.audio.silence_std,
         "trim_db": info.audio.trim_db,
         "features": to_dict(info.features),
+        "formats": list(formats),
+        "artefacts": artefact_contracts(
+            formats, plan.clip_samples, len(info.label_names), info.audio.normalize, info.audio.trim_db
+        ),
         "signatures": {
             SERVING_SIGNATURE: {
                 "inputs": {"waveform": "float32 [batch, samples]"},
@@ -317,6 +345,9 @@ def export_metadata(
         },
         "records_manifest_sha256": info.records_manifest_sha256,
     }
+    if SAVED_MODEL not in formats:
+        del metadata["signatures"]
+    return metadata
 
 
 def _write_saved_model(
@@ -336,7 +367,7 @@ def _write_saved_model(
     features = LogMelDeltas(info.features, name="log_mel_deltas")
     num_classes = len(info.label_names)
     labels = tf.constant(list(info.label_names), dtype=tf.string)
-    silence_std = info.audio.silence_std if info.audio.normalize else None
+    silence_std = records_silence_std(info)
     rate = float(info.audio.sample_rate)
 
     def classify(clips: Any) -> Any:
@@ -383,12 +414,24 @@ def _write_saved_model(
         archive.write_out(str(path), verbose=False)
 
 
+def _write_portable(model: Any, info: ModelInfo, folder: Path, formats: tuple[str, ...]) -> None:
+    """model.tflite / model.onnx (those of ``formats``), normalising as the SavedModel does."""
+    if not portable(formats):
+        return  # spares the Keras import of kser.portable_export
+    from kser.portable_export import write_portable
+
+    write_portable(model, info.features, info.audio.clip_samples, records_silence_std(info), folder, formats)
+
+
 def _temp_dir_for(export_dir: Path, kind: str) -> Path:
     return export_dir.with_name(f".{export_dir.name}.{os.getpid()}.{kind}{atomic.TEMP_SUFFIX}")
 
 
-# What a kser export directory holds: the SavedModel's own entries and kser's metadata file.
-_EXPORT_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets", EXPORT_INFO_FILE})
+# What a kser export directory holds: the SavedModel's own entries, the fixed-window artefacts
+# and kser's metadata file.
+_EXPORT_ENTRIES = frozenset(
+    {"saved_model.pb", "fingerprint.pb", "variables", "assets", EXPORT_INFO_FILE, *PORTABLE_FILES.values()}
+)
 
 
 def _check_destination(export_dir: Path, overwrite: bool) -> None:
@@ -418,13 +461,16 @@ def export_model(
     overwrite: bool = False,
     max_windows_per_step: int = DEFAULT_MAX_WINDOWS_PER_STEP,
     run: RunConfig | None = None,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
 ) -> Path:
-    """Write ``model`` (features -> probabilities) plus the waveform front end as a SavedModel.
+    """Write ``model`` (features -> probabilities) plus the waveform front end in ``formats``
+    (a SavedModel, and/or kser.export_formats' fixed-window files).
 
     Returns the export directory. A non-empty ``export_dir`` is refused unless ``overwrite``;
     the old export is only removed once the new one is complete.
     """
     export_dir = Path(export_dir).absolute()
+    check_formats(formats)
     plan = window_plan(info, window_hop_seconds)
     if max_windows_per_step < 1:
         raise KserError(f"max_windows_per_step must be >= 1, got {max_windows_per_step}")
@@ -439,8 +485,11 @@ def export_model(
         for leftover in (temp, old):
             shutil.rmtree(leftover, ignore_errors=True)
         try:
-            _write_saved_model(model, info, temp, plan, max_windows_per_step)
-            atomic.write_json(temp / EXPORT_INFO_FILE, export_metadata(info, plan, window_hop_seconds, run))
+            if SAVED_MODEL in formats:
+                _write_saved_model(model, info, temp, plan, max_windows_per_step)
+            temp.mkdir(exist_ok=True)
+            _write_portable(model, info, temp, formats)
+            atomic.write_json(temp / EXPORT_INFO_FILE, export_metadata(info, plan, window_hop_seconds, run, formats))
             _check_destination(export_dir, overwrite)  # something may have appeared meanwhile
             if export_dir.exists():
                 os.rename(export_dir, old)
@@ -461,10 +510,12 @@ def export_saved_model(
     export_dir: str | Path,
     window_hop_seconds: float = DEFAULT_WINDOW_HOP_SECONDS,
     overwrite: bool = False,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
 ) -> Path:
-    """Export the trained model in ``model_dir`` (see kser.model_dir) to ``export_dir``."""
+    """Export the trained model in ``model_dir`` (see kser.model_dir) to ``export_dir`` in ``formats``."""
     model_dir = Path(model_dir)
     export_dir = Path(export_dir)
+    check_formats(formats)
     if not model_dir.is_dir():
         raise KserError(f"model directory {model_dir} does not exist")
     model_abs, export_abs = model_dir.resolve(), export_dir.resolve()
@@ -484,5 +535,5 @@ def export_saved_model(
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise KserError(f"cannot load {model_dir / MODEL_FILE}: {message}") from None
     return export_model(
-        model, info, export_dir, window_hop_seconds=window_hop_seconds, overwrite=overwrite, run=run
+        model, info, export_dir, window_hop_seconds=window_hop_seconds, overwrite=overwrite, run=run, formats=formats
     )

@@ -11,7 +11,8 @@ and ONNX Runtime run without TensorFlow, but only on builtin ops, so this graph 
 
 It scores one clip-long window per row: trimming silence and sliding windows over longer
 recordings (the SavedModel's ``score_rows``) use ragged tensors and loops over rows, which stay
-with the caller. Both formats come from Keras's own ``model.export``:
+with the caller. Both formats come from Keras's own ``model.export``, with the input named
+``waveform`` and the output ``probabilities`` (kser.export_formats gives the contract):
 
 * LiteRT: builtin ops only (Keras's exporter allows Flex ops, which need TensorFlow at run
   time, unless told otherwise), and a static batch size, since the recurrent layers' loops
@@ -28,6 +29,7 @@ import keras
 from keras import ops
 
 from kser.config import FeatureConfig
+from kser.export_formats import INPUT_NAME, LITERT, LITERT_BATCH, ONNX, OUTPUT_NAME, PORTABLE_FILES, portable
 from kser.features import LogMelDeltas
 
 
@@ -81,7 +83,13 @@ def waveform_model(
 def _signature(model: keras.Model) -> list[Any]:
     import tensorflow as tf
 
-    return [tf.TensorSpec(model.input.shape, "float32", name="waveform")]
+    return [tf.TensorSpec(model.input.shape, "float32", name=INPUT_NAME)]
+
+
+def _named(model: keras.Model) -> keras.Model:
+    """``model`` with its output named ``probabilities``: both converters name a dict output by its
+    key (else ``output_0`` / ``Identity:0``), so the artefacts' contract can name it."""
+    return keras.Model(model.input, {OUTPUT_NAME: model.output}, name=model.name)
 
 
 def export_litert(model: keras.Model, path: str | Path) -> Path:
@@ -93,7 +101,7 @@ def export_litert(model: keras.Model, path: str | Path) -> Path:
 
     if model.input.shape[0] is None:
         raise ValueError("LiteRT export needs a static batch size: build with batch_size=...")
-    model.export(
+    _named(model).export(
         str(path),
         format="litert",
         input_signature=_signature(model),
@@ -105,5 +113,27 @@ def export_litert(model: keras.Model, path: str | Path) -> Path:
 
 def export_onnx(model: keras.Model, path: str | Path) -> Path:
     """``model`` as an ONNX graph of standard ops (tf2onnx under Keras's TensorFlow backend)."""
-    model.export(str(path), format="onnx", input_signature=_signature(model), verbose=False)
+    _named(model).export(str(path), format="onnx", input_signature=_signature(model), verbose=False)
     return Path(path)
+
+
+def write_portable(
+    classifier: keras.Model,
+    features: FeatureConfig,
+    clip_samples: int,
+    silence_std: float | None,
+    folder: Path,
+    formats: tuple[str, ...],
+) -> list[Path]:
+    """The fixed-window artefacts of ``formats`` (litert, onnx; others are skipped) written into
+    ``folder`` under their kser.export_formats names, the converters' chatter kept off the terminal."""
+    from kser.quiet import silenced_stderr
+
+    writers = {LITERT: (export_litert, LITERT_BATCH), ONNX: (export_onnx, None)}
+    written = []
+    for name in portable(formats):
+        write, batch_size = writers[name]
+        model = waveform_model(classifier, features, clip_samples, silence_std, batch_size=batch_size)
+        with silenced_stderr():  # the converters' native logs and deprecation warnings
+            written.append(write(model, folder / PORTABLE_FILES[name]))
+    return written

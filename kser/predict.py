@@ -30,6 +30,7 @@ import numpy as np
 from kser.audio import read_audio
 from kser.errors import KserError, SkipClip
 from kser.export import EXPORT_INFO_FILE, SERVING_SIGNATURE, WINDOWS_SIGNATURE
+from kser.export_formats import SAVED_MODEL
 from kser.export_info import check_against_graph, graph_constants, read_export_info
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -98,9 +99,15 @@ def load_exported(export_dir: str | Path, warmup: bool = True) -> ExportedModel:
     info_path = export_dir / EXPORT_INFO_FILE
     if not info_path.is_file():
         raise KserError(f"{export_dir} is not a kser export ({EXPORT_INFO_FILE} not found); run kser export first")
+    metadata = read_export_info(info_path)  # before the slow load
+    formats = metadata.get("formats", [SAVED_MODEL])  # exports before format 4 were SavedModels only
+    if SAVED_MODEL not in formats:
+        raise KserError(
+            f"{export_dir} holds only {', '.join(map(str, formats))}, without the SavedModel kser predict runs; "
+            f"run kser export again with --format={SAVED_MODEL}"
+        )
     if not (export_dir / SAVED_MODEL_FILE).is_file():
         raise KserError(f"{export_dir} is incomplete ({SAVED_MODEL_FILE} not found); run kser export again")
-    metadata = read_export_info(info_path)  # before the slow load
 
     from kser.quiet import silenced_stderr, tensorflow
 

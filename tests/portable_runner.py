@@ -6,7 +6,9 @@ TensorFlow, Keras or kser on the way.
 """
 
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -16,9 +18,14 @@ def run_litert(model_path: str, waveforms: np.ndarray) -> tuple[np.ndarray, list
 
     interpreter = Interpreter(model_path=model_path)
     interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], waveforms)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), litert_op_names(model_path)
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    batch = int(source["shape"][0])  # static: a larger input is sent in calls of that many rows
+    outputs = []
+    for start in range(0, waveforms.shape[0], batch):
+        interpreter.set_tensor(source["index"], waveforms[start : start + batch])
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(target["index"]).copy())
+    return np.concatenate(outputs), litert_op_names(model_path)
 
 
 def litert_op_names(model_path: str) -> list[str]:
@@ -45,6 +52,17 @@ def run_onnx(model_path: str, waveforms: np.ndarray) -> tuple[np.ndarray, list[s
 
     session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: waveforms})[0], []
+
+
+def run_isolated(kind: str, model_path: Path, waveforms: np.ndarray, work: Path) -> tuple[np.ndarray, list[str]]:
+    """(probabilities, LiteRT op names) of ``model_path`` on ``waveforms``, from this script run in
+    an isolated Python (``-I``: no PYTHONPATH, so not even the repository is importable)."""
+    inputs, outputs = work / f"{kind}_inputs.npy", work / f"{kind}_probabilities.npy"
+    np.save(inputs, waveforms)
+    command = [sys.executable, "-I", __file__, kind, str(model_path), str(inputs), str(outputs)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return np.load(outputs), json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

@@ -532,3 +532,108 @@ def test_export_metadata_says_how_the_model_was_trained(trained):
     training = export_metadata(info, plan, 1.0, run)["training"]
     assert training == {"train": to_dict(run.train), "model_options": TINY_SMALL}
     json.dumps(training)
+
+
+# --------------------------------------------------------------------------- --format: LiteRT and ONNX
+
+
+@pytest.fixture(scope="module")
+def all_formats(trained, tmp_path_factory):
+    """`kser export --format=saved_model,litert,onnx` of the tiny model, and what the command printed."""
+    pytest.importorskip("tf2onnx", reason="kser[deploy]")
+    pytest.importorskip("ai_edge_litert", reason="kser[deploy]")
+    model_dir, _, _ = trained
+    export_dir = tmp_path_factory.mktemp("formats") / "all"
+    result = run_kser("export", f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--format=saved_model,litert,onnx")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return export_dir, result
+
+
+def test_kser_export_lists_every_artefact_with_its_contract(all_formats):
+    export_dir, result = all_formats
+    metadata = json.loads((export_dir / EXPORT_INFO_FILE).read_text())
+    assert metadata["format_version"] == 4 and metadata["formats"] == ["saved_model", "litert", "onnx"]
+    assert "signatures" in metadata and metadata["label_names"] == list(LABELS) and metadata["sample_rate"] == RATE
+    contracts = {a["format"]: a for a in metadata["artefacts"]}
+    assert {f: a["file"] for f, a in contracts.items()} == {"saved_model": "saved_model.pb", "litert": "model.tflite", "onnx": "model.onnx"}
+    assert contracts["litert"]["input"] == {"name": "waveform", "shape": [1, CLIP], "dtype": "float32"}
+    assert contracts["litert"]["output"] == {"name": "probabilities", "shape": [1, 3], "dtype": "float32"}
+    assert contracts["onnx"]["input"]["shape"] == [None, CLIP] and contracts["onnx"]["output"]["shape"] == [None, 3]
+    assert contracts["saved_model"]["trim"] is False and not contracts["onnx"]["trim"]
+    for contract in metadata["artefacts"]:
+        assert (export_dir / contract["file"]).is_file()
+    assert "warning" not in result.stderr  # trained untrimmed: nothing to warn about
+    for name in ("model.tflite", "model.onnx", "saved_model.pb"):
+        assert name in result.stdout
+    # The names in the contract are the files' own.
+    import onnxruntime
+    from ai_edge_litert.interpreter import Interpreter
+
+    session = onnxruntime.InferenceSession(str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [(t.name, t.shape[1:]) for t in session.get_inputs()] == [("waveform", [CLIP])]
+    assert [(t.name, t.shape[1:]) for t in session.get_outputs()] == [("probabilities", [3])]
+    assert Interpreter(model_path=str(export_dir / "model.tflite")).get_signature_list() == {
+        "serving_default": {"inputs": ["waveform"], "outputs": ["probabilities"]}
+    }
+
+
+@pytest.mark.parametrize("kind", ["litert", "onnx"])
+def test_portable_artefacts_match_the_saved_model_without_tensorflow(kind, all_formats, tmp_path):
+    """Clip-long rows (speech-like, loud, quiet with an offset, and constant = silent after
+    normalisation): the fixed-window file, run where TensorFlow and kser cannot be imported,
+    gives serving_default's probabilities."""
+    import tensorflow as tf
+
+    from tests.portable_runner import run_isolated
+
+    export_dir, _ = all_formats
+    rows = np.concatenate([INPUTS["exact"], np.stack([_signal(3.0, seed=8, scale=0.01, offset=0.3)])])
+    assert rows.shape == (3, CLIP)
+    expected = tf.saved_model.load(str(export_dir)).signatures["serving_default"](waveform=tf.constant(rows))
+    expected = expected["probabilities"].numpy()
+    probabilities, ops = run_isolated(kind, export_dir / f"model.{'tflite' if kind == 'litert' else 'onnx'}", rows, tmp_path)
+    np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-4)
+    assert np.ptp(expected, axis=0).max() > 1e-3  # the rows are told apart: matching them means something
+    assert not [op for op in ops if op.startswith("CUSTOM")], ops  # no Flex or custom ops in the LiteRT file
+
+
+def test_an_unknown_format_is_one_line_before_anything_is_written(trained, tmp_path):
+    model_dir, _, _ = trained
+    result = run_kser("export", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'out'}", "--format=onnx,bogus")
+    assert_one_line_error(result, "--format: unknown export format bogus; valid: saved_model, litert, onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_onnx_only_export_of_a_trimmed_model_says_so_and_predict_refuses_it(trained, audio_files, tmp_path):
+    """Without saved_model only what was asked is written; for a model trained on trimmed clips one
+    warning line and a note say the caller trims; `kser predict`, which runs the SavedModel, refuses
+    the export in one line; --overwrite replaces it as an earlier kser export."""
+    pytest.importorskip("tf2onnx", reason="kser[deploy]")
+    from kser.export_formats import trim_warning
+
+    model_dir, model, _ = trained
+    trimmed = ModelInfo(arch="small", label_names=LABELS, audio=AudioConfig(trim_db=40.0), features=FeatureConfig())
+    trimmed_dir = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    save_info(trimmed_dir, trimmed)
+    export_dir = tmp_path / "onnx"
+    result = run_kser("export", f"--model_dir={trimmed_dir}", f"--export_dir={export_dir}", "--format=onnx")
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and "--trim_db=40" in warnings[0] and "model.onnx cannot trim" in warnings[0], result.stderr
+    assert sorted(p.name for p in export_dir.iterdir()) == [EXPORT_INFO_FILE, "model.onnx"]
+    metadata = json.loads((export_dir / EXPORT_INFO_FILE).read_text())
+    assert "signatures" not in metadata and [a["format"] for a in metadata["artefacts"]] == ["onnx"]
+    (contract,) = metadata["artefacts"]
+    assert contract["trim"] is False and "--trim_db=40" in contract["note"]
+    assert trim_warning(("saved_model",), 40.0) is None and trim_warning(("onnx",), 0.0) is None
+    refused = run_kser("predict", f"--export_dir={export_dir}", str(audio_files[0]))
+    assert_one_line_error(refused, "holds only onnx, without the SavedModel kser predict runs", "--format=saved_model")
+    export_model(model, trimmed, export_dir, formats=("onnx",), overwrite=True)
+
+
+def test_exports_of_older_format_versions_still_load(exported, tmp_path):
+    copy = Path(shutil.copytree(exported, tmp_path / "export"))
+    metadata = json.loads((copy / EXPORT_INFO_FILE).read_text())
+    older = {k: v for k, v in metadata.items() if k not in ("formats", "artefacts")}
+    (copy / EXPORT_INFO_FILE).write_text(json.dumps({**older, "format_version": 3}))
+    assert load_exported(copy, warmup=False).label_names == LABELS

@@ -8,10 +8,6 @@ model's probabilities.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,13 +28,13 @@ from kser.portable_export import (  # noqa: E402
     waveform_model,
 )
 from kser.waveform import normalize  # noqa: E402
+from tests.portable_runner import run_isolated  # noqa: E402
 from tests.test_features import speech_like  # noqa: E402
 from tests.test_models import TINY  # noqa: E402
 
 # Keras's numpy-2 patch of tf2onnx probes np.object, which numpy 2 warns about.
 pytestmark = pytest.mark.filterwarnings("ignore:In the future `np.object`:FutureWarning")
 
-RUNNER = Path(__file__).with_name("portable_runner.py")
 CLIP = 48_000
 BATCH = 8
 SILENCE_STD = 1e-6
@@ -94,11 +90,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def run_without_tensorflow(kind: str, exported: dict) -> tuple[np.ndarray, list[str]]:
     """(probabilities, LiteRT op names) from tests/portable_runner.py in an isolated Python."""
     folder = exported["folder"]
-    outputs = folder / f"{kind}_probabilities.npy"
-    command = [sys.executable, "-I", str(RUNNER), kind, str(exported[kind]), str(folder / "inputs.npy"), str(outputs)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return np.load(outputs), json.loads(result.stdout.strip().splitlines()[-1])
+    return run_isolated(kind, exported[kind], np.load(folder / "inputs.npy"), folder)
 
 
 def test_keras_reference_is_informative(exported: dict) -> None:
