@@ -1,0 +1,78 @@
+"""A cross-validation's fold models scored on another corpus: each alone, and their average.
+
+Why: speaker cross-validation measures new speakers of the same corpus; issue 22 asks every
+results row for a second, harder figure, another corpus (URDU: another language, recording chain
+and four of the six emotions). A cross-validation already keeps one model per fold, each trained
+on most of the speakers, so this scores every finished fold model on the other corpus's test-only
+records (``kser build-records --split=none``), reports their mean ± sd, and the average of their
+class probabilities (one model's worth of answer from the whole cross-validation). Evaluation
+only: nothing is trained; UAR averages over the classes the corpus holds, as ``kser evaluate`` does.
+
+    python benchmarks/cross_corpus.py --records_dir=records/urdu runs/cv [--name=urdu] [--out=benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import write_results  # noqa: E402
+from benchmarks.compare_cv import finished_folds  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a kser cross-validate model directory")
+    parser.add_argument("--records_dir", required=True, help="test-only records of another corpus")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--name", default="cross_corpus")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+
+    from kser import model_dir as model_files
+    from kser.cross_validation import fold_dir, format_mean_sd, mean_sd
+    from kser.evaluation import metrics_for, predict_split
+
+    run, records_dir = Path(args.run), Path(args.records_dir)
+    folds = sorted(finished_folds(run))
+    if not folds:
+        raise SystemExit(f"{run} has no finished fold")
+    labels, names, probabilities, rows = None, None, [], []
+    for k in folds:
+        directory = fold_dir(run, k)
+        info = model_files.load_info(directory)
+        y_true, member = predict_split(model_files.load_model(directory), info, records_dir, args.split)
+        if labels is not None and (not np.array_equal(labels, y_true) or names != info.label_names):
+            raise SystemExit(f"fold {k} saw other clips or labels than fold {folds[0]}")
+        labels, names = y_true, info.label_names
+        probabilities.append(member)
+        metrics = metrics_for(y_true, member, names)
+        rows.append({"fold": k, "uar": metrics["uar"], "accuracy": metrics["accuracy"]})
+        print(f"fold {k}: UAR {100 * metrics['uar']:.1f}  accuracy {100 * metrics['accuracy']:.1f}", flush=True)
+    averaged = metrics_for(labels, np.mean(probabilities, axis=0), names)
+    result = {
+        "run": str(run),
+        "records_dir": str(records_dir),
+        "folds": folds,
+        "clips": int(labels.size),
+        "classes_present": averaged["classes_present"],
+        "per_fold": rows,
+        "fold_models_uar": mean_sd([row["uar"] for row in rows]),
+        "averaged_models": {"uar": averaged["uar"], "accuracy": averaged["accuracy"],
+                            "recall": {name: averaged["per_class"][name]["recall"] for name in averaged["classes_present"]}},
+    }
+    print(
+        f"{run.name} on {records_dir.name} ({labels.size} clips, {len(folds)} fold models): "
+        f"UAR {format_mean_sd(result['fold_models_uar'], digits=1, scale=100)} per model; "
+        f"their average {100 * averaged['uar']:.1f}"
+    )
+    print(f"written: {write_results(args.out, args.name, result)}")
+
+
+if __name__ == "__main__":
+    main()
