@@ -32,7 +32,9 @@ FLAGS = flags.FLAGS
 
 
 def _shape(tensor: dict) -> str:
-    return "[" + ", ".join("N" if size is None else str(size) for size in tensor["shape"]) + "]"
+    """``[N, 48000]``: an unknown batch is N, an unknown length after it "samples"."""
+    names = ("N",) + ("samples",) * (len(tensor["shape"]) - 1)
+    return "[" + ", ".join(name if size is None else str(size) for name, size in zip(names, tensor["shape"])) + "]"
 
 
 def _summary(export_dir: Path, metadata: dict) -> list[str]:
