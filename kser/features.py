@@ -282,8 +282,8 @@ def delta_matrix(num_frames: int, width: int = 9, order: int = 1) -> np.ndarray:
 
 def frame_count(num_samples: int, config: FeatureConfig = FeatureConfig()) -> int:
     """STFT frames librosa computes for ``num_samples`` (before the ``num_frames`` cut)."""
-    if config.center:
-        return 1 + num_samples // config.hop_length
+    if config.center:  # librosa pads n_fft // 2 on each side: one sample short of n_fft for an odd n_fft
+        return 1 + (num_samples + 2 * (config.n_fft // 2) - config.n_fft) // config.hop_length
     if num_samples < config.n_fft:
         raise ValueError(
             f"center=False needs at least n_fft={config.n_fft} samples, got {num_samples}"
@@ -461,7 +461,7 @@ def log_mel_deltas(
 
     ``waveforms``: ``[batch, samples]`` (or ``[samples]``) at ``config.sample_rate``, with a
     static length. Returns float32 ``[batch, frames, n_mels, 3]`` (or ``[frames, n_mels, 3]``),
-    where ``frames = min(num_frames, 1 + samples // hop_length)``: 300 for 3 s at 16 kHz.
+    where ``frames = min(num_frames, frame_count(samples))``: 300 for 3 s at 16 kHz.
     Uses only ``keras.ops``, so it runs under any Keras backend and inside ``tf.data``.
     ``dft``: how the power spectrum is computed, one of ``DFT_METHODS`` (same features to
     float32 rounding): "matmul" for models exported to LiteRT or ONNX.

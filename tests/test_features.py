@@ -157,6 +157,7 @@ def test_matches_librosa_recipe(signal, num_samples: int, dft: str) -> None:
         {"center": False, "num_frames": None},
         {"window": "hann", "win_length": 512, "hop_length": 128, "n_mels": 40, "fmax": 7000.0},
         {"n_fft": 400, "hop_length": 100},  # the window fills the frame: no sub-chunk skipped
+        {"n_fft": 401, "win_length": 300, "hop_length": 100, "num_frames": None},  # odd n_fft: 120 frames, not 121
     ],
 )
 def test_matches_librosa_with_other_settings(overrides: dict, dft: str) -> None:
