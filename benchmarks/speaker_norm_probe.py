@@ -36,20 +36,19 @@ MODES = ("none", "corpus", "speaker")
 
 def read_clips(records_dir: Path, splits: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """(waveforms [N, samples], labels [N], speakers, label names) of ``splits``, in shard order."""
-    from kser.quiet import tensorflow
-    from kser.records import parse_example
+    from kser.records import parse_example_numpy
+    from kser.tfrecord_format import read_records
 
-    tf = tensorflow()
     manifest = json.loads((records_dir / "manifest.json").read_text())
     encoding = manifest["waveform"]["encoding"]
     waveforms, labels, speakers = [], [], []
     for split in splits:
         for shard in manifest["splits"][split]["shards"]:
-            for serialized in tf.data.TFRecordDataset(str(records_dir / shard["name"])):
-                parsed = parse_example(serialized, encoding)
-                waveforms.append(parsed["waveform"].numpy())
+            for serialized in read_records(records_dir / shard["name"]):
+                parsed = parse_example_numpy(serialized, encoding)
+                waveforms.append(parsed["waveform"])
                 labels.append(int(parsed["label"]))
-                speakers.append(parsed["speaker"].numpy().decode())
+                speakers.append(parsed["speaker"].decode())
     return np.stack(waveforms), np.asarray(labels), speakers, list(manifest["label_names"])
 
 

@@ -191,9 +191,9 @@ def input_at(output: str | Path, inputs: Iterable[tuple[str, str | None]]) -> st
         target = os.stat(output)
     except (OSError, ValueError):
         return None  # nothing there yet: nothing to lose
-    for path, problem in inputs:
+    for path, _ in inputs:  # a path with a problem is missing or a folder: stat fails or differs
         with contextlib.suppress(OSError, ValueError):
-            if problem is None and os.path.samestat(os.stat(path), target):
+            if os.path.samestat(os.stat(path), target):
                 return path
     return None
 
