@@ -637,3 +637,17 @@ def test_exports_of_older_format_versions_still_load(exported, tmp_path):
     older = {k: v for k, v in metadata.items() if k not in ("formats", "artefacts")}
     (copy / EXPORT_INFO_FILE).write_text(json.dumps({**older, "format_version": 3}))
     assert load_exported(copy, warmup=False).label_names == LABELS
+
+
+def test_a_portable_format_without_its_converter_is_refused_naming_the_extra(monkeypatch):
+    import importlib.util
+
+    from kser import export_formats
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        export_formats.importlib.util, "find_spec", lambda name, *args: None if name == "tf2onnx" else real_find_spec(name, *args)
+    )
+    with pytest.raises(KserError, match=r"^--format=onnx needs tf2onnx: pip install 'kser\[deploy\]'$"):
+        export_formats.check_formats(("saved_model", "onnx"))
+    export_formats.check_formats(("saved_model", "litert"))  # its converter is TensorFlow, installed

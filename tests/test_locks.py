@@ -115,3 +115,19 @@ def test_a_second_train_into_a_model_dir_in_use_is_refused_and_a_killed_run_s_lo
     assert (model_dir / ".kser.lock").is_file()  # left by the killed run: stale, it blocks nothing
     third = run_kser(*common, "--epochs=1")
     assert_one_line_error(third, "already holds a training run with other settings")
+
+
+def test_a_filesystem_without_locks_warns_once_and_runs_unlocked(tmp_path, monkeypatch, capsys):
+    import errno
+    import fcntl
+
+    def no_locks(descriptor, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    folder = tmp_path / "m"
+    with folder_lock(folder, "model directory"):
+        (folder / "history.csv").write_text("epoch\n")
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(warnings) == 1 and warnings[0].startswith("kser: warning:") and "cannot be locked on this filesystem" in warnings[0]
+    assert (folder / "history.csv").read_text() == "epoch\n"
