@@ -207,10 +207,10 @@ def train_fold(job: Job, folds: int, fold_seed: int, epochs: int | None) -> dict
     import jax
     import keras
 
+    from kser.audio_frontend import front_end_for
     from kser.callbacks import StopOnNonFinite
-    from kser.config import FeatureConfig, TrainConfig
+    from kser.config import PREPROCESSING, TrainConfig
     from kser.data import oversampled_size
-    from kser.features import output_frames
     from kser.metrics import classification_metrics
     from kser.training import build_core, build_training_model, compile_for_training, monitor_mode, resolve_config
 
@@ -231,10 +231,9 @@ def train_fold(job: Job, folds: int, fold_seed: int, epochs: int | None) -> dict
 
     train, validation, test = role("train"), role("validation"), role("test")
     keras.utils.set_random_seed(seed)
-    features = FeatureConfig()
-    samples = waveforms.shape[1]
-    core = build_core(config.arch, classes, (output_frames(samples, features), features.n_mels, 3), options)
-    model = build_training_model(core, samples, features, config.augmentation if config.augment else None, seed)
+    front_end = front_end_for(PREPROCESSING[run.records])  # the model's own, as kser train builds it
+    core = build_core(config.arch, classes, front_end.output_feature_shape, options)
+    model = build_training_model(core, front_end, config.augmentation if config.augment else None, seed)
     steps = math.ceil(oversampled_size(np.bincount(labels[train], minlength=classes)) / config.batch_size)
     compile_for_training(model, config, steps)
     one_hot = np.eye(classes, dtype=np.float32)

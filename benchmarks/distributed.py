@@ -1,7 +1,7 @@
 """Benchmark data-parallel training: steps/s of full-size `small` on one process vs two workers.
 
 Each configuration trains the model that ``kser train`` builds with features in the model
-(kser.training.build_training_model: waveforms -> LogMelDeltas -> small), compiled as kser
+(kser.training.build_training_model: waveforms -> AudioFrontEnd -> small), compiled as kser
 compiles it, on a fixed global batch of 3 s waveforms with ``train_on_batch``; a step's time is the
 median after warm-up steps, taken on the chief. Configurations, in one run:
 
@@ -41,22 +41,23 @@ def worker(process_id: int, processes: int, port: int, batch: int, steps: int, o
     if processes:
         workers = [f"127.0.0.1:{port + i}" for i in range(processes)]
         os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": process_id}})
-    from kser.config import DistributionConfig, FeatureConfig, TrainConfig
+    from kser.config import AudioConfig, DistributionConfig, TrainConfig
     from kser.distribution import setup
 
     dist = setup(DistributionConfig("multi_worker" if processes else "none"), log=lambda line: None)
     import keras
     import numpy as np
 
-    from kser.features import output_frames
+    from kser.audio_frontend import front_end_for
     from kser.training import build_core, build_training_model, compile_for_training, resolve_config
 
     keras.utils.set_random_seed(0)
-    features, samples = FeatureConfig(), 48_000
+    front_end = front_end_for(AudioConfig())
+    samples = front_end.clip_samples
     config = resolve_config(TrainConfig(arch="small", batch_size=batch, seed=0))
     with dist.scope():
-        core = build_core("small", 6, (output_frames(samples, features), features.n_mels, 3), {})
-        model = build_training_model(core, samples, features, None, 0)
+        core = build_core("small", 6, front_end.output_feature_shape, {})
+        model = build_training_model(core, front_end, None, 0)
         compile_for_training(model, config, steps_per_epoch=100)
     rng = np.random.default_rng(0)
     waveforms = rng.standard_normal((batch, samples)).astype("float32")

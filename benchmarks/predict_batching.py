@@ -38,11 +38,12 @@ def main() -> None:
     args = parser.parse_args()
     tf = tensorflow()
     from kser import models
+    from kser.audio_frontend import front_end_for, waveform_classifier
     from kser.export import export_model
     from kser.predict import load_exported
 
     info = ModelInfo(arch="small", label_names=LABELS, audio=AudioConfig(), features=FeatureConfig())
-    model = models.build("small", num_classes=len(LABELS))
+    model = waveform_classifier(front_end_for(info.audio, info.features), models.build("small", num_classes=len(LABELS)))
     rng = np.random.default_rng(0)
     clips = rng.standard_normal((args.files, int(args.seconds * info.audio.sample_rate))).astype(np.float32) * 0.1
     rows = []

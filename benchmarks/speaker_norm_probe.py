@@ -52,11 +52,8 @@ def read_clips(records_dir: Path, splits: tuple[str, ...]) -> tuple[np.ndarray, 
     return np.stack(waveforms), np.asarray(labels), speakers, list(manifest["label_names"])
 
 
-def features_of(waveforms: np.ndarray, feature_config, batch: int = 64) -> np.ndarray:
-    """LogMelDeltas of every waveform, [N, frames, mels, 3]."""
-    from kser.features import LogMelDeltas
-
-    layer = LogMelDeltas(feature_config)
+def features_of(waveforms: np.ndarray, layer, batch: int = 64) -> np.ndarray:
+    """The model's front end (kser.audio_frontend.AudioFrontEnd) on every waveform, [N, frames, mels, 3]."""
     return np.concatenate([np.asarray(layer(waveforms[i : i + batch])) for i in range(0, len(waveforms), batch)])
 
 
@@ -104,19 +101,21 @@ def main() -> None:
     args = parser.parse_args()
 
     from kser import model_dir as model_files
+    from kser.audio_frontend import classifier_of, front_end_of
     from kser.evaluation import label_mapping, metrics_for
 
     info = model_files.load_info(args.model_dir)
     model = model_files.load_model(args.model_dir)
+    front_end, classifier = front_end_of(model), classifier_of(model)
     train_waveforms, _, _, _ = read_clips(Path(args.train_records), ("train",))
-    target = band_stats(features_of(train_waveforms, info.features))
+    target = band_stats(features_of(train_waveforms, front_end))
     del train_waveforms
     waveforms, labels, speakers, names = read_clips(Path(args.records_dir), (args.split,))
     y_true = label_mapping(info.label_names, names, Path(args.records_dir))[labels]
-    features = features_of(waveforms, info.features)
+    features = features_of(waveforms, front_end)
     rows = []
     for mode in MODES:
-        probabilities = model.predict(normalised(features, speakers, mode, target, args.min_clips), batch_size=64, verbose=0)
+        probabilities = classifier.predict(normalised(features, speakers, mode, target, args.min_clips), batch_size=64, verbose=0)
         metrics = metrics_for(y_true, probabilities, info.label_names)
         rows.append({
             "mode": mode, "uar": round(100 * metrics["uar"], 1), "accuracy": round(100 * metrics["accuracy"], 1),

@@ -58,6 +58,7 @@ def bench_arch(arch: str, records: Path, steps: int) -> dict:
     import keras
 
     from kser.data import make_dataset
+    from kser.audio_frontend import front_end_for, waveform_classifier
     from kser.models import build
 
     tf = tensorflow()
@@ -84,12 +85,13 @@ def export_rtf(records: Path, workdir: Path) -> dict | None:
         return None
     from kser.config import AudioConfig, FeatureConfig
     from kser.model_dir import ModelInfo
+    from kser.audio_frontend import front_end_for, waveform_classifier
     from kser.models import build
 
     tf = tensorflow()
     info = ModelInfo("small", ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD"), AudioConfig(), FeatureConfig())
     export_dir = workdir / "export"
-    export_model(build("small"), info, export_dir)
+    export_model(waveform_classifier(front_end_for(info.audio, info.features), build("small")), info, export_dir)
     serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
     results = {}
     for seconds in (3, 10):

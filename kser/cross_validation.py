@@ -309,12 +309,12 @@ def _cross_validate_locked(
 
 def _model_cost(arch: str, records: RecordsInfo, features: FeatureConfig, options: dict[str, Any] | None) -> dict[str, Any]:
     """Parameters and FLOPs per clip of the cross-validated model (built, not trained)."""
-    from kser.features import output_frames
+    from kser.audio_frontend import front_end_for
     from kser.models import estimate_flops
     from kser.training import build_core
 
-    frames = output_frames(records.clip_samples, features)
-    model = build_core(arch, len(records.label_names), (frames, features.n_mels, 3), options or {})
+    shape = front_end_for(records.audio, features).output_feature_shape
+    model = build_core(arch, len(records.label_names), shape, options or {})
     return {"parameters": int(model.count_params()), "gflops_per_clip": round(estimate_flops(model) / 1e9, 4)}
 
 

@@ -1,7 +1,7 @@
 """The tf.data input pipeline: TFRecord shards -> (features or waveforms, one-hot labels[, weights]).
 
     shards (interleaved) -> [shuffle] -> parse -> [oversample] -> [shuffle] -> batch
-          -> [WaveformAugment] -> [LogMelDeltas] -> [SpecAugment] -> prefetch
+          -> [WaveformAugment] -> [AudioFrontEnd] -> [SpecAugment] -> prefetch
 
 Feature and augmentation work happens on whole batches, in the graph. Augmentation and class
 rebalancing only ever touch a training dataset; validation and test data are read once each,
@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kser.config import AugmentConfig, FeatureConfig
+from kser.config import AugmentConfig
 from kser.distribution import worker_files
 from kser.errors import KserError
 from kser.frontend import MIXUP_SEED_OFFSET, SHUFFLE_SEED_OFFSET, derived_seed
@@ -196,7 +196,7 @@ def make_dataset(
     training: bool | None = None,
     balance: str = "none",
     augment: AugmentConfig | None = None,
-    features: FeatureConfig | None = None,
+    front_end: Any | None = None,
     output: str = "features",
     seed: int | None = None,
     deterministic: bool | None = None,
@@ -212,7 +212,9 @@ def make_dataset(
     ``split`` is a split name or a :class:`Subset` (splits and speakers, as cross-validation uses).
     ``training`` (default: ``split == "train"``) turns on shuffling, rebalancing and
     augmentation; any other split is read as it is. ``output="features"`` yields
-    ``[batch, frames, mels, 3]`` log-mel/delta/delta-delta, ``"waveforms"`` ``[batch, samples]``.
+    ``[batch, frames, mels, 3]``: the waveforms through ``front_end`` (the model's
+    kser.audio_frontend.AudioFrontEnd; default: the records' audio settings with the study's
+    features), ``"waveforms"`` ``[batch, samples]``.
     ``seed`` makes shuffling, oversampling and augmentation repeatable; ``deterministic``
     (default: True when a seed is given) also fixes the element order of parallel stages.
     ``mixup_alpha > 0`` mixes each training batch with a shuffled copy of itself (inputs, one-hot
@@ -292,7 +294,11 @@ def make_dataset(
     dataset = dataset.batch(batch_size, drop_remainder=training and count > 1)
 
     if output == "features":
-        dataset = _add_features(dataset, training, augment, features or FeatureConfig(), seed, deterministic)
+        if front_end is None:
+            from kser.audio_frontend import front_end_for
+
+            front_end = front_end_for(records.audio)
+        dataset = _add_features(dataset, training, augment, front_end, seed, deterministic)
 
     weights = tf.constant(class_weights(records, subset)) if balance == "weights" and training else None
 
@@ -318,14 +324,14 @@ def make_dataset(
 
 
 def _add_features(
-    dataset: Any, training: bool, augment: AugmentConfig | None, config: FeatureConfig, seed: int | None, deterministic: bool
+    dataset: Any, training: bool, augment: AugmentConfig | None, front_end: Any, seed: int | None, deterministic: bool
 ) -> Any:
     """Batched in-graph augmentation and features (kser.frontend); the random layers are mapped
     sequentially (parallel calls could repeat a draw, see kser.augment)."""
     tf = tensorflow()
     from kser.frontend import training_front_end
 
-    for layer, random in training_front_end(config, augment if training else None, seed).stages():
+    for layer, random in training_front_end(front_end, augment if training else None, seed).stages():
         if random:
             dataset = dataset.map(lambda x, y, layer=layer: (layer(x, training=True), y))
         else:

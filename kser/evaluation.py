@@ -70,25 +70,25 @@ def predict_split(
     model: Any, info: model_files.ModelInfo, records_dir: Path, split: str | Subset, batch_size: int = EVAL_BATCH_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(labels, probabilities)`` of every clip of ``split``, in the records' order and the model's
-    label space: what :func:`score` scores, and what an ensemble averages over models."""
+    label space: what :func:`score` scores, and what an ensemble averages over models. ``model`` is
+    a waveform classifier (kser.model_dir.load_model): its own front end makes the features, under
+    any Keras backend."""
     records = read_records_info(records_dir)
     to_model = label_mapping(info.label_names, list(records.label_names), records_dir)
-    from kser.frontend import features_can_run_in_tf_data, training_front_end
+    from kser.audio_frontend import front_end_of
 
-    # Under JAX (a multi-worker cross-validation) the front end's layers run on the waveforms here.
-    in_pipeline = features_can_run_in_tf_data()
-    dataset = make_dataset(
-        records_dir, split, batch_size=batch_size, training=False, features=info.features, one_hot=False,
-        output="features" if in_pipeline else "waveforms",
-    )
-    front_end = [] if in_pipeline else [layer for layer, _ in training_front_end(info.features, None, None).stages()]
-    # One pass: reading the labels and predicting separately would decode and featurise twice.
+    front_end = front_end_of(model)
+    if (records.audio.sample_rate, records.clip_samples) != (front_end.sample_rate, front_end.clip_samples):
+        raise KserError(
+            f"{records_dir} holds clips of {records.clip_samples} samples at {records.audio.sample_rate} Hz, but the model "
+            f"takes {front_end.clip_samples} at {front_end.sample_rate} Hz; build the records with the model's sample rate and clip length"
+        )
+    dataset = make_dataset(records_dir, split, batch_size=batch_size, training=False, one_hot=False, output="waveforms")
+    # One pass: reading the labels and predicting separately would decode the clips twice.
     true_batches, probability_batches = [], []
-    for inputs, labels in dataset:
-        for layer in front_end:
-            inputs = layer(np.asarray(inputs))
+    for waveforms, labels in dataset:
         true_batches.append(to_model[labels.numpy()])
-        probability_batches.append(np.asarray(model.predict_on_batch(inputs)))
+        probability_batches.append(np.asarray(model.predict_on_batch(np.asarray(waveforms))))
     return np.concatenate(true_batches), np.concatenate(probability_batches)
 
 

@@ -9,12 +9,12 @@ only TensorFlow installed) needs neither kser nor Keras custom objects::
     waveform [batch, samples] float32 at 16 kHz, any length
       -> per row: leading and trailing silence trimmed when the training records were
          (AudioConfig.trim_db > 0; the same rule as kser.waveform.trim_silence)
-      -> per-row normalisation (zero mean, unit variance; silent rows become zeros),
-         exactly as kser.waveform.normalize prepared the training clips
       -> rows shorter than one clip: zero-padded to one clip (as training padded them);
          longer rows: sliding clip-long windows every ``window_hop_seconds``, the last one
          aligned to the end of the row so that every sample is scored
-      -> LogMelDeltas -> classifier -> window probabilities averaged per row
+      -> the trained model.keras on each window: its AudioFrontEnd (per-window normalisation,
+         LogMelDeltas; kser.audio_frontend), then its classifier
+      -> window probabilities averaged per row
 
 Signatures:
 
@@ -27,8 +27,9 @@ Signatures:
   graph was built for, so that ``kser_export.json`` is checked against the graph itself
   (kser.export_info) and a server can ask the model what to send.
 
-All rows of one call share a length (a tensor is rectangular), and each row is normalised over
-its whole (trimmed) length, padding included: send clips of different lengths in separate calls.
+All rows of one call share a length (a tensor is rectangular): send clips of different lengths in
+separate calls. Each window is normalised on its own, by the model, as in training: so a window
+scores the same in every artefact, LiteRT and ONNX included.
 
 Why window averaging rather than trimming to the first 3 s as training did: training clips are
 CREMA-D sentences of 1-5 s, so trimming lost little there, but a deployed model gets recordings
@@ -57,6 +58,7 @@ from kser.export_formats import (
     SAVED_MODEL,
     artefact_contracts,
     check_formats,
+    check_quantize,
     portable,
 )
 from kser.locks import replaced_folder_lock
@@ -119,22 +121,6 @@ def _tf() -> Any:
     return tensorflow()
 
 
-def records_silence_std(info: ModelInfo) -> float | None:
-    """The normalisation threshold every exported graph applies, or None where the training
-    records were not normalised (``AudioConfig.normalize=False``): one decision for all formats."""
-    return info.audio.silence_std if info.audio.normalize else None
-
-
-def normalize_rows(waveform: Any, silence_std: float) -> Any:
-    """Per-row zero mean / unit variance in float64, as ``kser.waveform.normalize`` does per clip."""
-    tf = _tf()
-    x = tf.cast(waveform, tf.float64)
-    centred = x - tf.reduce_mean(x, axis=1, keepdims=True)
-    std = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=1, keepdims=True))
-    scaled = tf.math.divide_no_nan(centred, std)
-    return tf.cast(tf.where(std < silence_std, tf.zeros_like(scaled), scaled), tf.float32)
-
-
 def graph_window_starts(num_samples: Any, plan: WindowPlan) -> Any:
     """``window_starts`` in TF ops: int32 [windows] for a dynamic row length."""
     tf = _tf()
@@ -182,7 +168,6 @@ def score_rows(
     classify: Any,
     plan: WindowPlan,
     num_classes: int,
-    silence_std: float | None,
     sample_rate: int,
     trim_db: float,
     max_windows_per_step: int = DEFAULT_MAX_WINDOWS_PER_STEP,
@@ -196,7 +181,7 @@ def score_rows(
     def one_row(args: tuple[Any, Any, Any]) -> tuple[Any, Any]:
         row, start, end = args
         probabilities, window_starts = score_windows(
-            row[None, start:end], classify, plan, num_classes, silence_std, max_windows_per_step
+            row[None, start:end], classify, plan, num_classes, max_windows_per_step
         )
         return probabilities[0], window_starts + start
 
@@ -224,21 +209,18 @@ def score_windows(
     classify: Any,
     plan: WindowPlan,
     num_classes: int,
-    silence_std: float | None,
     max_windows_per_step: int = DEFAULT_MAX_WINDOWS_PER_STEP,
 ) -> tuple[Any, Any]:
     """Window probabilities [batch, windows, classes] and starts [windows] (int32 samples).
 
-    ``classify`` maps clip-long waveforms [n, clip_samples] to probabilities [n, classes].
-    ``silence_std`` None skips normalisation (models trained with ``AudioConfig.normalize=False``).
+    ``classify`` maps clip-long waveforms [n, clip_samples] to probabilities [n, classes] (the
+    waveform classifier, which normalises each window itself).
     Windows are gathered and classified at most ``max_windows_per_step`` at a time, so a long
     recording never materialises all its windows' features at once.
     """
     tf = _tf()
     clip = plan.clip_samples
     rows = tf.convert_to_tensor(waveform, tf.float32)
-    if silence_std is not None:
-        rows = normalize_rows(rows, silence_std)
     starts = graph_window_starts(tf.shape(rows)[1], plan)
     rows = pad_to_clip(rows, clip)
     batch = tf.shape(rows)[0]
@@ -271,25 +253,23 @@ def score_windows(
 
 
 def _check_compatible(model: Any, info: ModelInfo) -> None:
-    """The classifier must take this feature config's frames and give one output per label."""
-    from kser.features import output_frames
+    """The waveform classifier must take this info's clips at its sample rate and give one output
+    per label: its front end is what every artefact runs, the info only describes it."""
+    from kser.audio_frontend import front_end_of
 
-    expected = (output_frames(info.audio.clip_samples, info.features), info.features.n_mels, 3)
-    got = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
-    if got != expected:
+    try:
+        front_end = front_end_of(model)
+    except ValueError as error:
+        raise KserError(f"{MODEL_FILE}: {error}") from None
+    if (front_end.sample_rate, front_end.clip_samples) != (info.audio.sample_rate, info.audio.clip_samples):
         raise KserError(
-            f"the model takes features of shape {got}, but {info.audio.clip_seconds} s clips with "
-            f"these feature settings give {expected}; {INFO_FILE} does not match {MODEL_FILE}"
+            f"the model takes {front_end.clip_samples} samples at {front_end.sample_rate} Hz, but {INFO_FILE} says "
+            f"{info.audio.clip_samples} at {info.audio.sample_rate} Hz; {INFO_FILE} does not match {MODEL_FILE}"
         )
     classes = model.output_shape[-1]
     if classes != len(info.label_names):
         raise KserError(
             f"the model outputs {classes} classes but {INFO_FILE} names {len(info.label_names)} labels"
-        )
-    if info.features.sample_rate != info.audio.sample_rate:
-        raise KserError(
-            f"feature sample rate {info.features.sample_rate} Hz differs from the audio sample rate "
-            f"{info.audio.sample_rate} Hz"
         )
 
 
@@ -299,6 +279,7 @@ def export_metadata(
     window_hop_seconds: float,
     run: RunConfig | None = None,
     formats: tuple[str, ...] = DEFAULT_FORMATS,
+    quantize: str = "none",
 ) -> dict[str, Any]:
     """``kser_export.json``: what a client must send and what comes back, without loading the graph,
     and how the model was trained (``training``: the run's resolved settings; None if unknown).
@@ -322,7 +303,7 @@ def export_metadata(
         "features": to_dict(info.features),
         "formats": list(formats),
         "artefacts": artefact_contracts(
-            formats, plan.clip_samples, len(info.label_names), info.audio.normalize, info.audio.trim_db
+            formats, plan.clip_samples, len(info.label_names), info.audio.normalize, info.audio.trim_db, quantize
         ),
         "signatures": {
             SERVING_SIGNATURE: {
@@ -353,10 +334,8 @@ def export_metadata(
 def _write_saved_model(
     model: Any, info: ModelInfo, path: Path, plan: WindowPlan, max_windows_per_step: int
 ) -> None:
-    """Trace both signatures around ``model`` and write the SavedModel to ``path``."""
+    """Trace the signatures around ``model`` (a waveform classifier) and write the SavedModel to ``path``."""
     import keras
-
-    from kser.features import LogMelDeltas
 
     if keras.backend.backend() != "tensorflow":
         raise KserError(
@@ -364,19 +343,15 @@ def _write_saved_model(
             "(set KERAS_BACKEND=tensorflow)"
         )
     tf = _tf()
-    features = LogMelDeltas(info.features, name="log_mel_deltas")
     num_classes = len(info.label_names)
     labels = tf.constant(list(info.label_names), dtype=tf.string)
-    silence_std = records_silence_std(info)
     rate = float(info.audio.sample_rate)
 
     def classify(clips: Any) -> Any:
-        return model(features(clips), training=False)
+        return model(clips, training=False)
 
     def score(waveform: Any) -> tuple[Any, Any]:
-        return score_rows(
-            waveform, classify, plan, num_classes, silence_std, info.audio.sample_rate, info.audio.trim_db, max_windows_per_step
-        )
+        return score_rows(waveform, classify, plan, num_classes, info.audio.sample_rate, info.audio.trim_db, max_windows_per_step)
 
     def windows_fn(waveform: Any) -> dict[str, Any]:
         probabilities, starts = score(waveform)
@@ -414,13 +389,13 @@ def _write_saved_model(
         archive.write_out(str(path), verbose=False)
 
 
-def _write_portable(model: Any, info: ModelInfo, folder: Path, formats: tuple[str, ...]) -> None:
-    """model.tflite / model.onnx (those of ``formats``), normalising as the SavedModel does."""
+def _write_portable(model: Any, folder: Path, formats: tuple[str, ...], quantize: str) -> None:
+    """model.tflite / model.onnx (those of ``formats``): the same waveform classifier, one window per row."""
     if not portable(formats):
         return  # spares the Keras import of kser.portable_export
     from kser.portable_export import write_portable
 
-    write_portable(model, info.features, info.audio.clip_samples, records_silence_std(info), folder, formats)
+    write_portable(model, folder, formats, quantize)
 
 
 def _temp_dir_for(export_dir: Path, kind: str) -> Path:
@@ -462,8 +437,9 @@ def export_model(
     max_windows_per_step: int = DEFAULT_MAX_WINDOWS_PER_STEP,
     run: RunConfig | None = None,
     formats: tuple[str, ...] = DEFAULT_FORMATS,
+    quantize: str = "none",
 ) -> Path:
-    """Write ``model`` (features -> probabilities) plus the waveform front end in ``formats``
+    """Write ``model`` (a waveform classifier, kser.model_dir.load_model) in ``formats``
     (a SavedModel, and/or kser.export_formats' fixed-window files).
 
     Returns the export directory. A non-empty ``export_dir`` is refused unless ``overwrite``;
@@ -471,6 +447,7 @@ def export_model(
     """
     export_dir = Path(export_dir).absolute()
     check_formats(formats)
+    check_quantize(formats, quantize)
     plan = window_plan(info, window_hop_seconds)
     if max_windows_per_step < 1:
         raise KserError(f"max_windows_per_step must be >= 1, got {max_windows_per_step}")
@@ -488,8 +465,8 @@ def export_model(
             if SAVED_MODEL in formats:
                 _write_saved_model(model, info, temp, plan, max_windows_per_step)
             temp.mkdir(exist_ok=True)
-            _write_portable(model, info, temp, formats)
-            atomic.write_json(temp / EXPORT_INFO_FILE, export_metadata(info, plan, window_hop_seconds, run, formats))
+            _write_portable(model, temp, formats, quantize)
+            atomic.write_json(temp / EXPORT_INFO_FILE, export_metadata(info, plan, window_hop_seconds, run, formats, quantize))
             _check_destination(export_dir, overwrite)  # something may have appeared meanwhile
             if export_dir.exists():
                 os.rename(export_dir, old)
@@ -511,11 +488,14 @@ def export_saved_model(
     window_hop_seconds: float = DEFAULT_WINDOW_HOP_SECONDS,
     overwrite: bool = False,
     formats: tuple[str, ...] = DEFAULT_FORMATS,
+    quantize: str = "none",
 ) -> Path:
-    """Export the trained model in ``model_dir`` (see kser.model_dir) to ``export_dir`` in ``formats``."""
+    """Export the trained model in ``model_dir`` (see kser.model_dir) to ``export_dir`` in ``formats``
+    (model.tflite quantised by ``quantize``, kser.export_formats.QUANTIZATIONS)."""
     model_dir = Path(model_dir)
     export_dir = Path(export_dir)
     check_formats(formats)
+    check_quantize(formats, quantize)
     if not model_dir.is_dir():
         raise KserError(f"model directory {model_dir} does not exist")
     model_abs, export_abs = model_dir.resolve(), export_dir.resolve()
@@ -535,5 +515,6 @@ def export_saved_model(
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise KserError(f"cannot load {model_dir / MODEL_FILE}: {message}") from None
     return export_model(
-        model, info, export_dir, window_hop_seconds=window_hop_seconds, overwrite=overwrite, run=run, formats=formats
+        model, info, export_dir, window_hop_seconds=window_hop_seconds, overwrite=overwrite, run=run, formats=formats,
+        quantize=quantize,
     )

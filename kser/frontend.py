@@ -1,9 +1,11 @@
 """The training front end, built in one place for both placements of the features.
 
-Waveforms -> [WaveformAugment] -> LogMelDeltas -> [SpecAugment]. ``kser.data`` maps these stages
-over tf.data batches (features in the input pipeline, on a CPU); ``kser.training`` puts the same
-stages in front of the model (features on the accelerator). Why one builder: the two placements
-must draw the same augmentations from the same seeds, and a second copy would drift.
+Waveforms -> [WaveformAugment] -> AudioFrontEnd -> [SpecAugment]. The AudioFrontEnd
+(kser.audio_frontend: normalisation and features) is the trained model's own; the augmentation
+layers around it exist only while training. ``kser.data`` maps these stages over tf.data batches
+(features in the input pipeline, on a CPU); ``kser.training`` puts the same stages in front of the
+classifier (features on the accelerator). Why one builder: the two placements must draw the same
+augmentations from the same seeds, and a second copy would drift.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from kser.config import AugmentConfig, FeatureConfig
+from kser.config import AugmentConfig
 
 # Each random stream of a training run is derived from the run's --seed by a fixed offset, so
 # that the streams differ from one another and are reproducible.
@@ -39,19 +41,19 @@ class FrontEnd:
     """The front end's layers in order; the augmentation layers are None when they cannot act."""
 
     waveform_augment: Any | None
-    log_mel_deltas: Any
+    audio_front_end: Any  # kser.audio_frontend.AudioFrontEnd, the model's own
     spec_augment: Any | None
 
     def stages(self) -> list[tuple[Any, bool]]:
         """``(layer, random)`` in application order; random stages run with ``training=True``."""
-        stages = [(self.waveform_augment, True), (self.log_mel_deltas, False), (self.spec_augment, True)]
+        stages = [(self.waveform_augment, True), (self.audio_front_end, False), (self.spec_augment, True)]
         return [(layer, random) for layer, random in stages if layer is not None]
 
 
-def training_front_end(features: FeatureConfig, augment: AugmentConfig | None, seed: int | None) -> FrontEnd:
-    """The layers that turn a batch of training waveforms into (augmented) features."""
+def training_front_end(audio_front_end: Any, augment: AugmentConfig | None, seed: int | None) -> FrontEnd:
+    """The layers that turn a batch of training waveforms into (augmented) features, around the
+    model's ``audio_front_end`` (an AudioFrontEnd)."""
     from kser.augment import SpecAugment, WaveformAugment
-    from kser.features import LogMelDeltas
 
     augment = augment if augment is not None and augment.active else None
     waveform = augment is not None and augment.waveform_active
@@ -62,7 +64,7 @@ def training_front_end(features: FeatureConfig, augment: AugmentConfig | None, s
             if waveform
             else None
         ),
-        log_mel_deltas=LogMelDeltas(features, name="log_mel_deltas"),
+        audio_front_end=audio_front_end,
         spec_augment=(
             SpecAugment(augment, seed=derived_seed(seed, SPEC_AUGMENT_SEED_OFFSET), name="spec_augment") if spec else None
         ),

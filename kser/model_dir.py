@@ -1,7 +1,8 @@
 """What a training run leaves in ``--model_dir``, and how later commands find it.
 
     model_dir/
-      model.keras         the trained classifier on features [batch, frames, mels, 3] (best weights)
+      model.keras         the trained classifier: waveforms [batch, clip_samples] -> probabilities,
+                          its front end (kser.audio_frontend) inside (best weights)
       kser_model.json     ModelInfo: architecture, label names, audio + feature settings, records manifest
       train_config.json   RunConfig (kser.run_config): everything that defines the run, written once
       history.csv         per-epoch metrics (CSVLogger)
@@ -99,15 +100,33 @@ def trim_history(model_dir: str | Path, epochs: int) -> None:
 
 
 def load_model(model_dir: str | Path) -> Any:
-    """The trained Keras classifier (custom kser layers registered on import)."""
+    """The trained waveform classifier (kser.audio_frontend), kser's layers registered on import.
+
+    A model directory written before the front end moved into the model (its model.keras takes
+    features) is wrapped, in memory, in the front end its kser_model.json describes: it
+    evaluates, exports and predicts as before.
+    """
     import keras
 
-    import kser.augment  # noqa: F401  (registers kser layers for deserialisation)
+    import kser.audio_frontend  # noqa: F401  (registers kser layers for deserialisation)
+    import kser.augment  # noqa: F401
     import kser.callbacks  # noqa: F401  (the compiled UAR metric)
     import kser.features  # noqa: F401
     import kser.models  # noqa: F401
+    from kser.audio_frontend import front_end_for, is_waveform_classifier, waveform_classifier
 
     path = Path(model_dir) / MODEL_FILE
     if not path.is_file():
         raise KserError(f"{path} not found: the training run in {model_dir} has not saved a model yet")
-    return keras.models.load_model(path)
+    model = keras.models.load_model(path)
+    if is_waveform_classifier(model):
+        return model
+    info = load_info(model_dir)
+    front_end = front_end_for(info.audio, info.features)
+    got = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    if got != front_end.output_feature_shape:
+        raise KserError(
+            f"{path} takes inputs of shape {got}, but {info.audio.clip_seconds} s clips with the feature settings "
+            f"of {INFO_FILE} give {front_end.output_feature_shape}; {INFO_FILE} does not belong to {MODEL_FILE}"
+        )
+    return waveform_classifier(front_end, model)

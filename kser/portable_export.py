@@ -4,8 +4,8 @@ Why a second inference graph beside the SavedModel's (kser.export): LiteRT (``ai
 and ONNX Runtime run without TensorFlow, but only on builtin ops, so this graph keeps to those::
 
     waveform [batch, clip_samples] float32
-      -> WaveformNormalization (per row zero mean, unit variance; silent rows become zeros)
-      -> LogMelDeltas(dft="matmul") (the power spectrum as matmuls: the complex tensors of
+      -> the trained model's AudioFrontEnd (kser.audio_frontend: per-row normalisation and
+         features) with dft="matmul" (the power spectrum as matmuls: the complex tensors of
          ``rfft`` do not convert to ONNX)
       -> the trained classifier -> probabilities [batch, classes]
 
@@ -26,58 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import keras
-from keras import ops
 
-from kser.config import FeatureConfig
-from kser.export_formats import INPUT_NAME, LITERT, LITERT_BATCH, ONNX, OUTPUT_NAME, PORTABLE_FILES, portable
-from kser.features import LogMelDeltas
+from kser.audio_frontend import with_dft
+from kser.export_formats import INPUT_NAME, LITERT, LITERT_BATCH, ONNX, OUTPUT_NAME, PORTABLE_FILES, QUANTIZATIONS, portable
 
 
-@keras.saving.register_keras_serializable(package="kser")
-class WaveformNormalization(keras.layers.Layer):
-    """Per row: zero mean and unit variance, or all zeros where the std is below ``silence_std``.
-
-    The float32 ``keras.ops`` form of ``kser.waveform.normalize`` (which computes in float64), as
-    runtimes without float64 need: on clip-long rows the two agree to about 1e-6.
-    """
-
-    def __init__(self, silence_std: float = 1e-6, **kwargs: Any) -> None:
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.silence_std = float(silence_std)
-
-    def call(self, waveforms: Any) -> Any:
-        x = ops.cast(waveforms, "float32")
-        centred = x - ops.mean(x, axis=-1, keepdims=True)
-        std = ops.sqrt(ops.mean(ops.square(centred), axis=-1, keepdims=True))
-        scale = ops.where(std < self.silence_std, 0.0, 1.0 / ops.maximum(std, self.silence_std))
-        return centred * scale
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return tuple(input_shape)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "silence_std": self.silence_std}
-
-
-def waveform_model(
-    classifier: keras.Model,
-    features: FeatureConfig,
-    clip_samples: int,
-    silence_std: float | None,
-    batch_size: int | None = None,
-) -> keras.Model:
-    """``classifier`` (features -> probabilities) behind the portable waveform front end.
-
-    ``silence_std``: the records' normalisation threshold, or None where the training clips
-    were not normalised. ``batch_size``: static for LiteRT (see the module docstring).
-    """
-    waveform = keras.Input((clip_samples,), batch_size=batch_size, name="waveform")
-    x = waveform
-    if silence_std is not None:
-        x = WaveformNormalization(silence_std, name="normalize")(x)
-    x = LogMelDeltas(features, dft="matmul", name="log_mel_deltas")(x)
-    return keras.Model(waveform, classifier(x, training=False), name="kser_waveform")
+def portable_model(model: keras.Model, batch_size: int | None = None) -> keras.Model:
+    """``model`` (a waveform classifier) with the portable DFT, and a static batch where given."""
+    return with_dft(model, "matmul", batch_size=batch_size)
 
 
 def _signature(model: keras.Model) -> list[Any]:
@@ -92,21 +48,30 @@ def _named(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, {OUTPUT_NAME: model.output}, name=model.name)
 
 
-def export_litert(model: keras.Model, path: str | Path) -> Path:
+def export_litert(model: keras.Model, path: str | Path, quantize: str = "none") -> Path:
     """``model`` as a LiteRT flatbuffer of builtin ops only (conversion fails on anything else).
 
-    ``model``'s input needs a static batch size (``waveform_model(..., batch_size=1)``).
+    ``model``'s input needs a static batch size (``portable_model(..., batch_size=1)``).
+    ``quantize`` (kser.export_formats.QUANTIZATIONS): "float16" weights, post-training.
     """
     import tensorflow as tf
 
     if model.input.shape[0] is None:
         raise ValueError("LiteRT export needs a static batch size: build with batch_size=...")
+    target_spec: dict[str, Any] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
+    options: dict[str, Any] = {}
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
+    if quantize == "float16":
+        options["optimizations"] = [tf.lite.Optimize.DEFAULT]
+        target_spec["supported_types"] = [tf.float16]
     _named(model).export(
         str(path),
         format="litert",
         input_signature=_signature(model),
         verbose=False,
-        target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]},
+        target_spec=target_spec,
+        **options,
     )
     return Path(path)
 
@@ -117,23 +82,18 @@ def export_onnx(model: keras.Model, path: str | Path) -> Path:
     return Path(path)
 
 
-def write_portable(
-    classifier: keras.Model,
-    features: FeatureConfig,
-    clip_samples: int,
-    silence_std: float | None,
-    folder: Path,
-    formats: tuple[str, ...],
-) -> list[Path]:
-    """The fixed-window artefacts of ``formats`` (litert, onnx; others are skipped) written into
-    ``folder`` under their kser.export_formats names, the converters' chatter kept off the terminal."""
+def write_portable(model: keras.Model, folder: Path, formats: tuple[str, ...], quantize: str = "none") -> list[Path]:
+    """The fixed-window artefacts of ``formats`` (litert, onnx; others are skipped) of ``model``
+    (a waveform classifier) written into ``folder`` under their kser.export_formats names, the
+    converters' chatter kept off the terminal; ``quantize`` applies to model.tflite."""
     from kser.quiet import silenced_stderr
 
-    writers = {LITERT: (export_litert, LITERT_BATCH), ONNX: (export_onnx, None)}
     written = []
     for name in portable(formats):
-        write, batch_size = writers[name]
-        model = waveform_model(classifier, features, clip_samples, silence_std, batch_size=batch_size)
+        path = folder / PORTABLE_FILES[name]
         with silenced_stderr():  # the converters' native logs and deprecation warnings
-            written.append(write(model, folder / PORTABLE_FILES[name]))
+            if name == LITERT:
+                written.append(export_litert(portable_model(model, batch_size=LITERT_BATCH), path, quantize))
+            else:
+                written.append(export_onnx(portable_model(model), path))
     return written

@@ -1,9 +1,11 @@
 """``kser train``: records -> a trained classifier in ``model_dir``, monitored in TensorBoard.
 
-The classifier (``kser.models.build``) always takes features [batch, frames, mels, 3]. Where the
-features are computed is a speed choice, not a modelling one: in the tf.data pipeline on a CPU,
-or in front layers of the training model (LogMelDeltas, plus the augmentation layers) on a GPU.
-Either way the saved and exported classifier is the same function of the same features.
+The saved ``model.keras`` takes waveforms: its AudioFrontEnd (kser.audio_frontend: the records'
+sample rate, clip length and normalisation, and the feature settings) feeds the classifier
+(``kser.models.build``, features [batch, frames, mels, 3] in). Where the front end runs while
+training is a speed choice, not a modelling one: in the tf.data pipeline on a CPU, or in the
+training model (with the augmentation layers around it) on a GPU. Either way the saved model is
+the same function of the same waveforms.
 """
 
 from __future__ import annotations
@@ -66,15 +68,16 @@ def resolve_features_on(value: str) -> str:
     return "model" if tensorflow().config.list_physical_devices("GPU") else "pipeline"
 
 
-def build_training_model(core: Any, clip_samples: int, features: FeatureConfig, augment: AugmentConfig | None, seed: int | None) -> Any:
-    """Waveforms -> the training front end (kser.frontend) -> core, sharing core's weights."""
+def build_training_model(core: Any, front_end: Any, augment: AugmentConfig | None, seed: int | None) -> Any:
+    """Waveforms -> the training front end (kser.frontend: augmentation around the model's
+    AudioFrontEnd) -> core, sharing core's weights."""
     import keras
 
     from kser.frontend import training_front_end
 
-    waveforms = keras.Input((clip_samples,), name="waveform")
+    waveforms = keras.Input((front_end.clip_samples,), name="waveform")
     x = waveforms
-    for layer, _ in training_front_end(features, augment, seed).stages():
+    for layer, _ in training_front_end(front_end, augment, seed).stages():
         x = layer(x)
     return keras.Model(waveforms, core(x), name=f"{core.name}_on_waveforms")
 
@@ -314,9 +317,6 @@ def train(
     for role, subset in (("train", train_on), ("validation", validate_on)):
         if subset is not None and split_size(records, subset) == 0:
             raise KserError(f"{records_dir} has no {role} clips ({subset.label}); rebuild the records with a {role} share")
-    audio = records.audio
-    if features.sample_rate != audio.sample_rate:
-        raise KserError(f"features expect {features.sample_rate} Hz but the records hold {audio.sample_rate} Hz audio")
     # Before Keras is imported: multi-worker training selects Keras's JAX backend.
     dist = distribution if isinstance(distribution, Distribution) else setup_distribution(distribution)
     dist.activate()
@@ -350,8 +350,8 @@ def _train_locked(
 
     import keras
 
+    from kser.audio_frontend import front_end_for, waveform_classifier
     from kser.callbacks import save_atomically
-    from kser.features import output_frames
 
     tf = tensorflow()
     config = resolve_config(config)
@@ -377,9 +377,9 @@ def _train_locked(
     # collectives, and a collective that one worker skips would hang the others.
     write_dir = model_dir if dist.is_chief else Path(tempfile.mkdtemp(prefix=f"kser-worker{dist.worker_index}-"))
     try:
-        input_shape = (output_frames(audio.clip_samples, features), features.n_mels, 3)
+        front_end = front_end_for(audio, features)  # the records' sample rate, clip length and normalisation
         with dist.scope():
-            core = build_core(config.arch, len(label_names), input_shape, model_options or {})
+            core = build_core(config.arch, len(label_names), front_end.output_feature_shape, model_options or {})
         # Only now, with every setting checked and the model built, is anything written: a failed
         # command never leaves a train_config.json that would refuse its corrected retry.
         _prepare_model_dir(model_dir, run, overwrite, dist)
@@ -389,13 +389,13 @@ def _train_locked(
         steps = math.ceil(split_size(records, train_on, config.balance) / config.batch_size)
         with dist.scope():
             model = (
-                build_training_model(core, audio.clip_samples, features, augment_config, seed)
+                build_training_model(core, front_end, augment_config, seed)
                 if features_on == "model"
                 else core
             )
             uar = compile_for_training(model, config, steps)
 
-        common = dict(batch_size=local_batch, features=features, output=output)
+        common = dict(batch_size=local_batch, front_end=front_end, output=output)
         train_data = make_dataset(
             records_dir,
             train_on,
@@ -417,7 +417,7 @@ def _train_locked(
         )
         if stop_on_non_finite.stopped:
             raise KserError(f"training stopped: {stop_on_non_finite.message}; try a lower --learning_rate")
-        save_atomically(core, write_dir / model_files.MODEL_FILE)
+        save_atomically(waveform_classifier(front_end, core), write_dir / model_files.MODEL_FILE)
     finally:
         keras.mixed_precision.set_global_policy("float32")
         if not dist.is_chief:
@@ -433,7 +433,7 @@ def _train_locked(
             arch=config.arch,
             label_names=tuple(label_names),
             audio=audio,
-            features=features,
+            features=front_end.feature_config,  # what model.keras's front end holds (the records' rate)
             records_manifest_sha256=manifest_sha,
             records_dir=str(records_dir.resolve()),
             # The run itself is in RUN_CONFIG_FILE, once; how it was spread is not part of it.

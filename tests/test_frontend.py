@@ -2,22 +2,23 @@
 
 import numpy as np
 
+from kser.audio_frontend import AudioFrontEnd
 from kser.augment import SpecAugment, WaveformAugment
-from kser.config import AugmentConfig, FeatureConfig
-from kser.features import LogMelDeltas
+from kser.config import AugmentConfig
 from kser.frontend import derived_seed, features_can_run_in_tf_data, training_front_end
 
+FRONT = AudioFrontEnd(16_000, 8000, name="front_end")
 OFF = AugmentConfig(noise_prob=0.0, gain_prob=0.0, pitch_prob=0.0, specaugment_prob=0.0)
 
 
 def test_stages_in_order_and_only_those_that_can_act():
-    full = training_front_end(FeatureConfig(), AugmentConfig(pitch_method="resample"), seed=5)
-    assert [type(layer) for layer, _ in full.stages()] == [WaveformAugment, LogMelDeltas, SpecAugment]
+    full = training_front_end(FRONT, AugmentConfig(pitch_method="resample"), seed=5)
+    assert [type(layer) for layer, _ in full.stages()] == [WaveformAugment, AudioFrontEnd, SpecAugment]
     assert [random for _, random in full.stages()] == [True, False, True]
     for augment in (None, OFF, AugmentConfig(enabled=False)):
-        assert [type(layer) for layer, _ in training_front_end(FeatureConfig(), augment, seed=5).stages()] == [LogMelDeltas]
+        assert [type(layer) for layer, _ in training_front_end(FRONT, augment, seed=5).stages()] == [AudioFrontEnd]
     spec_only = AugmentConfig(noise_prob=0.0, gain_prob=0.0, pitch_prob=0.0)
-    assert [type(layer) for layer, _ in training_front_end(FeatureConfig(), spec_only, 5).stages()] == [LogMelDeltas, SpecAugment]
+    assert [type(layer) for layer, _ in training_front_end(FRONT, spec_only, 5).stages()] == [AudioFrontEnd, SpecAugment]
     assert derived_seed(None, 2) is None and derived_seed(7, 2) == 9
     assert features_can_run_in_tf_data()  # this process runs Keras on TensorFlow (the JAX case: test_features)
 
@@ -27,7 +28,7 @@ def test_the_same_seed_draws_the_same_augmentations():
 
     def run(seed):
         x = waveforms
-        for layer, random in training_front_end(FeatureConfig(), AugmentConfig(pitch_method="resample"), seed).stages():
+        for layer, random in training_front_end(FRONT, AugmentConfig(pitch_method="resample"), seed).stages():
             x = layer(x, training=True) if random else layer(x)
         return np.asarray(x)
 

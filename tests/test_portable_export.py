@@ -1,6 +1,6 @@
 """kser.portable_export: the waveform model converts to LiteRT and ONNX and runs without TensorFlow.
 
-A tiny ``small`` classifier behind the portable front end is exported with Keras's own
+A tiny ``small`` waveform classifier (its AudioFrontEnd swapped to the portable DFT) is exported with Keras's own
 ``model.export``; each artefact then runs in a fresh Python that imports only ``ai_edge_litert``
 or ``onnxruntime`` (tests/portable_runner.py), as on a device or server, and must give the Keras
 model's probabilities.
@@ -19,14 +19,8 @@ if keras.backend.backend() != "tensorflow":
     pytest.skip("LiteRT and ONNX export go through the TensorFlow backend", allow_module_level=True)
 
 from kser import models  # noqa: E402
-from kser.config import FeatureConfig  # noqa: E402
-from kser.features import LogMelDeltas  # noqa: E402
-from kser.portable_export import (  # noqa: E402
-    WaveformNormalization,
-    export_litert,
-    export_onnx,
-    waveform_model,
-)
+from kser.audio_frontend import AudioFrontEnd, WaveformNormalization, waveform_classifier  # noqa: E402
+from kser.portable_export import export_litert, export_onnx, portable_model  # noqa: E402
 from kser.waveform import normalize  # noqa: E402
 from tests.portable_runner import run_isolated  # noqa: E402
 from tests.test_features import speech_like  # noqa: E402
@@ -52,12 +46,13 @@ def waveforms() -> np.ndarray:
 
 
 def tiny_classifier(inputs: np.ndarray) -> keras.Model:
-    """Tiny ``small`` whose probabilities differ between rows, so that matching them means something.
+    """Tiny ``small`` on waveforms whose probabilities differ between rows, so that matching them means something.
 
     Its input BatchNormalization gets the features' statistics (rather than saturating on raw dB
     levels) and its output layer sharper weights (rather than giving near-uniform probabilities).
     """
-    features = keras.ops.convert_to_numpy(LogMelDeltas()(WaveformNormalization(SILENCE_STD)(inputs)))
+    front_end = AudioFrontEnd(16_000, CLIP, SILENCE_STD, name="front_end")
+    features = keras.ops.convert_to_numpy(front_end(inputs))
     keras.utils.set_random_seed(0)
     classifier = models.build("small", num_classes=4, input_shape=features.shape[1:], **TINY["small"])
     flat = features.reshape(-1, features.shape[2] * features.shape[3])
@@ -66,7 +61,7 @@ def tiny_classifier(inputs: np.ndarray) -> keras.Model:
     batch_norm.moving_variance.assign(flat.var(axis=0))
     head = classifier.get_layer("predictions")
     head.kernel.assign(head.kernel * HEAD_GAIN)
-    return classifier
+    return waveform_classifier(front_end, classifier)
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +69,13 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("portable")
     inputs = waveforms()
     np.save(folder / "inputs.npy", inputs)
-    classifier = tiny_classifier(inputs)
-    build = dict(classifier=classifier, features=FeatureConfig(), clip_samples=CLIP, silence_std=SILENCE_STD)
-    litert_model = waveform_model(**build, batch_size=BATCH)  # LiteRT needs a static batch
-    onnx_model = waveform_model(**build)
+    model = tiny_classifier(inputs)
+    litert_model = portable_model(model, batch_size=BATCH)  # LiteRT needs a static batch
+    onnx_model = portable_model(model)
     return {
         "folder": folder,
-        "expected": keras.ops.convert_to_numpy(onnx_model(inputs)),
+        "expected": keras.ops.convert_to_numpy(model(inputs)),
+        "portable_dft": keras.ops.convert_to_numpy(onnx_model(inputs)),
         "static_batch": keras.ops.convert_to_numpy(litert_model(inputs)),
         "litert": export_litert(litert_model, folder / "model.tflite"),
         "onnx": export_onnx(onnx_model, folder / "model.onnx"),
@@ -99,7 +94,8 @@ def test_keras_reference_is_informative(exported: dict) -> None:
     assert expected.shape == (BATCH, 4)
     np.testing.assert_allclose(expected.sum(axis=1), 1.0, atol=1e-5)
     assert np.ptp(expected[2:], axis=0).max() > 0.05  # among the noise rows alone
-    np.testing.assert_allclose(exported["static_batch"], expected, atol=1e-6)
+    np.testing.assert_allclose(exported["static_batch"], exported["portable_dft"], atol=1e-6)
+    np.testing.assert_allclose(exported["portable_dft"], expected, atol=TOLERANCE)  # matmul DFT = rfft
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ def test_training_writes_a_loadable_model_history_and_tensorboard_logs(trained):
     info = model_files.load_info(model_dir)
     assert info.arch == "small" and info.label_names == ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
     model = model_files.load_model(model_dir)
-    assert model.input_shape == (None, 51, 64, 3)
+    assert model.input_shape == (None, 8000)  # 0.5 s of 16 kHz waveform: the front end is the model's
     with open(model_dir / model_files.HISTORY_FILE) as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == trained.epochs_run == 2
@@ -72,8 +72,8 @@ def test_tensorboard_shows_each_validation_metric_once(trained):
 
 def test_features_in_the_model_train_the_same_classifier_shape(records, tmp_path, monkeypatch):
     import kser.training
+    from kser.audio_frontend import AudioFrontEnd, classifier_of, front_end_of
     from kser.augment import SpecAugment, WaveformAugment
-    from kser.features import LogMelDeltas
 
     fitted = []
     original = kser.training.build_training_model
@@ -88,9 +88,13 @@ def test_features_in_the_model_train_the_same_classifier_shape(records, tmp_path
     (model,) = fitted
     assert model.input_shape == (None, 8000)  # 0.5 s waveforms go in ...
     kinds = [type(layer) for layer in model.layers]
-    assert kinds.index(WaveformAugment) < kinds.index(LogMelDeltas) < kinds.index(SpecAugment)  # ... features in the graph
+    assert kinds.index(WaveformAugment) < kinds.index(AudioFrontEnd) < kinds.index(SpecAugment)  # ... features in the graph
     assert model.optimizer.iterations.numpy() > 0  # and this is the model that was trained
-    assert model_files.load_model(tmp_path).input_shape == (None, 51, 64, 3)  # the saved classifier takes features
+    saved = model_files.load_model(tmp_path)
+    assert saved.input_shape == (None, 8000)  # the saved model takes waveforms too, without augmentation
+    assert [type(layer) for layer in saved.layers[1:]] == [AudioFrontEnd, type(model.layers[-1])]
+    assert classifier_of(saved).input_shape == (None, 51, 64, 3)
+    assert front_end_of(saved).sample_rate == 16_000 and front_end_of(saved).clip_samples == 8000
 
 
 def test_finished_run_is_protected_and_label_mismatch_is_refused(records, trained, tmp_path):

@@ -1,0 +1,195 @@
+"""The model's own front end: one serialisable layer from clip-long waveforms to features.
+
+Why a layer that owns sample rate, clip length, normalisation and feature settings: a trained
+``model.keras`` is then a function of audio, not of features that every stage (training,
+evaluation, export, predict, benchmarks) had to compute the same way by itself. keras-hub's
+``AudioConverter`` is the pattern: the preprocessor lives in the saved model and can also run on
+its own (here, inside tf.data, where a CPU computes features faster than the model would)::
+
+    waveform [batch, clip_samples] float32 at sample_rate
+      -> WaveformNormalization (per row: zero mean, unit variance; silent rows become zeros),
+         when the training records were normalised
+      -> LogMelDeltas [batch, frames, n_mels, 3]
+
+The waveform classifier (:func:`waveform_classifier`) is ``Input -> AudioFrontEnd -> classifier``,
+with the two as named sub-layers (:func:`front_end_of`, :func:`classifier_of`), so that training
+can put augmentation between them and the exporters can swap the DFT for a portable one.
+
+Normalisation runs on each clip-long window the model sees, in training as in deployment: every
+runtime (SavedModel, LiteRT, ONNX, a Keras model under any backend) scores a window the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+from keras import ops
+
+from kser.config import AudioConfig, FeatureConfig
+from kser.features import DFT_METHODS, LogMelDeltas, output_frames
+
+FRONT_END_NAME = "front_end"
+CLASSIFIER_NAME = "classifier"
+INPUT_NAME = "waveform"
+
+
+@keras.saving.register_keras_serializable(package="kser")
+class WaveformNormalization(keras.layers.Layer):
+    """Per row: zero mean and unit variance, or all zeros where the std is below ``silence_std``.
+
+    The float32 ``keras.ops`` form of ``kser.waveform.normalize`` (which computes in float64), as
+    runtimes without float64 need: on clip-long rows the two agree to about 1e-6.
+    """
+
+    def __init__(self, silence_std: float = 1e-6, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.silence_std = float(silence_std)
+
+    def call(self, waveforms: Any) -> Any:
+        x = ops.cast(waveforms, "float32")
+        centred = x - ops.mean(x, axis=-1, keepdims=True)
+        std = ops.sqrt(ops.mean(ops.square(centred), axis=-1, keepdims=True))
+        scale = ops.where(std < self.silence_std, 0.0, 1.0 / ops.maximum(std, self.silence_std))
+        return centred * scale
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "silence_std": self.silence_std}
+
+
+def _feature_settings(features: FeatureConfig) -> dict[str, Any]:
+    """A FeatureConfig's fields without its sample rate, which the front end owns."""
+    settings = dataclasses.asdict(features)
+    settings.pop("sample_rate")
+    return settings
+
+
+@keras.saving.register_keras_serializable(package="kser")
+class AudioFrontEnd(keras.layers.Layer):
+    """Clip-long waveforms at ``sample_rate`` -> [normalisation] -> log-mel, delta, delta-delta.
+
+    ``silence_std`` None: no normalisation (records built with ``AudioConfig.normalize=False``).
+    ``features``: a FeatureConfig or its fields; its ``sample_rate`` is replaced by this layer's,
+    the one place a model keeps it. ``dft``: how the power spectrum is computed
+    (``kser.features.DFT_METHODS``); "matmul" for LiteRT and ONNX, same features.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        clip_samples: int,
+        silence_std: float | None = 1e-6,
+        features: FeatureConfig | dict[str, Any] | None = None,
+        dft: str = "rfft",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate < 1:
+            raise ValueError(f"sample_rate must be a positive whole number, got {sample_rate!r}")
+        if not isinstance(clip_samples, int) or isinstance(clip_samples, bool) or clip_samples < 1:
+            raise ValueError(f"clip_samples must be a positive whole number, got {clip_samples!r}")
+        if dft not in DFT_METHODS:
+            raise ValueError(f"dft must be one of {DFT_METHODS}, got {dft!r}")
+        settings = _feature_settings(features) if isinstance(features, FeatureConfig) else dict(features or {})
+        settings.pop("sample_rate", None)
+        self.sample_rate = sample_rate
+        self.clip_samples = clip_samples
+        self.silence_std = None if silence_std is None else float(silence_std)
+        self.dft = dft
+        self.feature_config = FeatureConfig(sample_rate=sample_rate, **{
+            name: tuple(value) if isinstance(value, list) else value for name, value in settings.items()
+        })
+        self.normalization = (
+            None if self.silence_std is None else WaveformNormalization(self.silence_std, name="normalize")
+        )
+        self.features = LogMelDeltas(self.feature_config, dft=dft, name="log_mel_deltas")
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        if len(input_shape) != 2 or input_shape[-1] != self.clip_samples:
+            raise ValueError(
+                f"{self.name} takes waveforms [batch, {self.clip_samples}] ({self.clip_samples} samples at "
+                f"{self.sample_rate} Hz), got shape {tuple(input_shape)}"
+            )
+        if self.normalization is not None:
+            self.normalization.build(input_shape)
+        self.features.build(input_shape)
+        self.built = True
+
+    def call(self, waveforms: Any) -> Any:
+        x = waveforms if self.normalization is None else self.normalization(waveforms)
+        return self.features(x)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], *self.output_feature_shape)
+
+    @property
+    def output_feature_shape(self) -> tuple[int, int, int]:
+        """[frames, mels, 3] of one clip: the classifier's input shape."""
+        return (output_frames(self.clip_samples, self.feature_config), self.feature_config.n_mels, 3)
+
+    def with_dft(self, dft: str) -> "AudioFrontEnd":
+        """The same front end computing its spectrum another way (a new, weightless layer)."""
+        return AudioFrontEnd(**{**self.get_config(), "dft": dft})
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "sample_rate": self.sample_rate,
+            "clip_samples": self.clip_samples,
+            "silence_std": self.silence_std,
+            "features": _feature_settings(self.feature_config),
+            "dft": self.dft,
+        }
+
+
+def front_end_for(audio: AudioConfig, features: FeatureConfig = FeatureConfig()) -> AudioFrontEnd:
+    """The front end of a model trained on records prepared with ``audio``: their sample rate and
+    clip length, their normalisation, and ``features``' settings."""
+    return AudioFrontEnd(
+        sample_rate=audio.sample_rate,
+        clip_samples=audio.clip_samples,
+        silence_std=audio.silence_std if audio.normalize else None,
+        features=features,
+        name=FRONT_END_NAME,
+    )
+
+
+def waveform_classifier(front_end: AudioFrontEnd, classifier: keras.Model, batch_size: int | None = None) -> keras.Model:
+    """``waveform [batch, clip_samples] -> front_end -> classifier -> probabilities``, sharing the
+    classifier's weights; ``batch_size`` static for converters that need it (LiteRT)."""
+    waveform = keras.Input((front_end.clip_samples,), batch_size=batch_size, name=INPUT_NAME)
+    probabilities = classifier(front_end(waveform))
+    return keras.Model(waveform, probabilities, name="kser_waveform_classifier")
+
+
+def is_waveform_classifier(model: keras.Model) -> bool:
+    """Whether ``model`` takes waveforms through its own front end (not a features-in classifier)."""
+    return any(isinstance(layer, AudioFrontEnd) for layer in model.layers)
+
+
+def front_end_of(model: keras.Model) -> AudioFrontEnd:
+    """The AudioFrontEnd inside a waveform classifier."""
+    found = [layer for layer in model.layers if isinstance(layer, AudioFrontEnd)]
+    if len(found) != 1:
+        raise ValueError(f"{model.name} is not a kser waveform classifier: it holds {len(found)} AudioFrontEnd layers")
+    return found[0]
+
+
+def classifier_of(model: keras.Model) -> keras.Model:
+    """The features-in classifier inside a waveform classifier (the layer after its front end)."""
+    front_end = front_end_of(model)
+    rest = [layer for layer in model.layers if not isinstance(layer, (keras.layers.InputLayer, AudioFrontEnd))]
+    if len(rest) != 1:
+        raise ValueError(f"{model.name} is not a kser waveform classifier: {len(rest)} layers follow {front_end.name}")
+    return rest[0]
+
+
+def with_dft(model: keras.Model, dft: str, batch_size: int | None = None) -> keras.Model:
+    """``model`` (a waveform classifier) with its spectrum computed by ``dft``; same weights."""
+    return waveform_classifier(front_end_of(model).with_dft(dft), classifier_of(model), batch_size=batch_size)
