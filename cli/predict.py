@@ -1,4 +1,8 @@
-"""``kser predict --export_dir=DIR PATH...``: emotion of audio files, with an exported SavedModel.
+"""``kser predict --export_dir=DIR [--runtime=tf|litert|onnx] PATH...``: emotion of audio files, with an export.
+
+--runtime picks the artefact: ``tf`` the SavedModel (the default where the export holds one),
+``litert`` model.tflite, ``onnx`` model.onnx; the host cuts the windows for the last two, and
+every runtime gives the same output formats.
 
 Each PATH is an audio file or a folder, searched recursively for audio files. --format picks the
 output (tsv, csv, json or jsonl; see kser.prediction_output), written to stdout or, with --output,
@@ -16,6 +20,7 @@ from pathlib import Path
 from absl import flags
 
 from kser.output_dirs import check_writable
+from kser.predict import RUNTIMES
 from kser.prediction_output import FORMATS
 from kser_cli.common import reports_errors
 from kser.errors import KserError
@@ -24,6 +29,11 @@ flags.DEFINE_string("export_dir", None, "Directory written by kser export.", req
 flags.DEFINE_boolean("windows", False, "Also give the prediction of every window of each file.")
 flags.DEFINE_enum("format", FORMATS[0], list(FORMATS), "Output format.")
 flags.DEFINE_string("output", None, "Write the output to this file (atomically) instead of stdout.")
+flags.DEFINE_enum(
+    "runtime", None, list(RUNTIMES),
+    "What runs the model: tf (the SavedModel), litert (model.tflite) or onnx (model.onnx). "
+    "Default: tf when the export holds a SavedModel, else the artefact it holds.",
+)
 
 FLAGS = flags.FLAGS
 
@@ -56,7 +66,7 @@ def main(argv: list[str]) -> None:
 
     inputs = find_inputs(paths)
     _check_output(FLAGS.output, inputs)
-    exported = load_exported(FLAGS.export_dir)
+    exported = load_exported(FLAGS.export_dir, runtime=FLAGS.runtime)
     writer = PredictionWriter(FLAGS.format, exported.label_names, FLAGS.windows)
     to_stdout = FLAGS.output is None and writer.streams
     if to_stdout:

@@ -26,6 +26,20 @@ INPUT_NAME = "waveform"
 OUTPUT_NAME = "probabilities"
 # LiteRT's recurrent loops lower to builtin ops only with static shapes (kser.portable_export).
 LITERT_BATCH = 1
+# Post-training quantisation of model.tflite (``kser export --quantize``): "float16" stores the
+# weights (and the front end's DFT and mel matrices) as float16, half the size, the same UAR.
+# int8 dynamic-range is not offered: it quantises the front end's matrices too, and the features
+# break (UAR 65.3 -> 19.4 on a RAVDESS fold's unseen actors, benchmarks/measured/deploy-ravdess-fold0.json).
+QUANTIZATIONS = ("none", "float16")
+
+
+def check_quantize(formats: tuple[str, ...], quantize: str) -> None:
+    """``--quantize`` names a known scheme and applies to an artefact being written (model.tflite)."""
+    if quantize not in QUANTIZATIONS:
+        hint = " (int8 breaks the front end's features; see README, Deploying)" if quantize == "int8" else ""
+        raise KserError(f"--quantize: unknown scheme {quantize!r}; valid: {', '.join(QUANTIZATIONS)}{hint}")
+    if quantize != "none" and LITERT not in formats:
+        raise KserError(f"--quantize={quantize} applies to model.tflite: add {LITERT} to --format")
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -70,7 +84,7 @@ def tensor(name: str, shape: list[int | None], dtype: str = "float32") -> dict[s
 
 
 def artefact_contracts(
-    formats: tuple[str, ...], clip_samples: int, num_classes: int, normalize: bool, trim_db: float
+    formats: tuple[str, ...], clip_samples: int, num_classes: int, normalize: bool, trim_db: float, quantize: str = "none"
 ) -> list[dict[str, Any]]:
     """``kser_export.json``'s ``artefacts``: per format its file, input and output (None: any size)."""
     contracts = []
@@ -97,6 +111,8 @@ def artefact_contracts(
             "trim": False,
             "windowing": "caller: one clip-long window per row, normalised on its own; cut longer recordings and average",
         }
+        if name == LITERT:
+            contract["quantization"] = quantize
         warning = trim_warning((name,), trim_db)
         if warning:
             contract["note"] = warning

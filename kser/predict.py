@@ -1,9 +1,12 @@
-"""Predict emotions of audio files with an exported SavedModel (see kser.export).
+"""Predict emotions of audio files with an export (see kser.export), in the runtime of your choice.
 
-Only the SavedModel and ``kser_export.json`` are used, not the training ``model_dir``: what is
+Only the export and its ``kser_export.json`` are used, not the training ``model_dir``: what is
 predicted here is exactly what a server loading the export would answer. Each file is decoded
-with kser.audio.read_audio at the export's sample rate (resampled if needed) and sent whole to
-the graph, which normalises, windows and averages it.
+with kser.audio.read_audio at the export's sample rate (resampled if needed), then scored by one
+runtime (``RUNTIMES``): ``tf`` sends it whole to the SavedModel's graph, which trims, windows and
+averages it; ``litert`` and ``onnx`` run ``model.tflite`` / ``model.onnx`` on windows the host
+cuts the same way (kser.portable_runtime). Each window is normalised by the model itself, so the
+runtimes agree to float rounding.
 
 The real-time factor (RTF) is processing seconds / audio seconds, where processing covers
 decoding, resampling and the graph call for that file, and excludes loading the export and one
@@ -23,7 +26,7 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -40,15 +43,20 @@ MIN_USEFUL_SECONDS = 0.5
 SILENT_PEAK_DBFS = -60.0
 
 
+RUNTIMES = ("tf", "litert", "onnx")
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportedModel:
-    """A loaded export: the two signatures and what ``kser_export.json`` says about them."""
+    """A loaded export: one runtime's scoring function and what ``kser_export.json`` says."""
 
     path: Path
     metadata: dict[str, Any]
-    serving: Any  # ConcreteFunction: waveform -> probabilities, label
-    windows: Any  # ConcreteFunction: waveform -> per-window probabilities, label, start_seconds
-    module: Any  # keeps the restored object (and so the signatures' variables) alive
+    runtime: str  # one of RUNTIMES
+    # samples -> (window probabilities [windows, classes], window start seconds [windows])
+    score: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    serving: Any = None  # tf: the SavedModel's serving_default ConcreteFunction
+    module: Any = None  # tf: keeps the restored object (and so the signatures' variables) alive
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -90,9 +98,19 @@ class FilePrediction:
         return self.processing_seconds / self.audio_seconds if self.ok and self.audio_seconds > 0 else None
 
 
-def load_exported(export_dir: str | Path, warmup: bool = True) -> ExportedModel:
-    """Load an export made by ``kser export``; KserError when it is missing or incomplete, or when
-    its ``kser_export.json`` is damaged or does not match the graph (see kser.export_info)."""
+def default_runtime(formats: Sequence[str]) -> str:
+    """The SavedModel when the export holds one, else its first fixed-window artefact."""
+    from kser.portable_runtime import RUNTIME_FORMATS
+
+    return next(runtime for runtime in RUNTIMES if RUNTIME_FORMATS[runtime] in formats)
+
+
+def load_exported(export_dir: str | Path, warmup: bool = True, runtime: str | None = None) -> ExportedModel:
+    """Load an export made by ``kser export`` for ``runtime`` (None: :func:`default_runtime`);
+    KserError when it is missing or incomplete, when it lacks the runtime's artefact, or when its
+    ``kser_export.json`` is damaged or does not match the graph (see kser.export_info)."""
+    from kser.portable_runtime import RUNTIME_FORMATS, open_portable
+
     export_dir = Path(export_dir)
     if not export_dir.is_dir():
         raise KserError(f"export directory {export_dir} does not exist; run kser export first")
@@ -101,11 +119,25 @@ def load_exported(export_dir: str | Path, warmup: bool = True) -> ExportedModel:
         raise KserError(f"{export_dir} is not a kser export ({EXPORT_INFO_FILE} not found); run kser export first")
     metadata = read_export_info(info_path)  # before the slow load
     formats = metadata.get("formats", [SAVED_MODEL])  # exports before format 4 were SavedModels only
-    if SAVED_MODEL not in formats:
+    if runtime is not None and runtime not in RUNTIMES:
+        raise KserError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    runtime = runtime or default_runtime(formats)
+    if RUNTIME_FORMATS[runtime] not in formats:
         raise KserError(
-            f"{export_dir} holds only {', '.join(map(str, formats))}, without the SavedModel kser predict runs; "
-            f"run kser export again with --format={SAVED_MODEL}"
+            f"{export_dir} holds only {', '.join(map(str, formats))}, without the {RUNTIME_FORMATS[runtime]} artefact "
+            f"--runtime={runtime} runs; run kser export again with --format={RUNTIME_FORMATS[runtime]} or pick another --runtime"
         )
+    if runtime == "tf":
+        exported = _load_saved_model(export_dir, metadata, info_path)
+    else:
+        exported = ExportedModel(export_dir, metadata, runtime, open_portable(export_dir, metadata, RUNTIME_FORMATS[runtime]))
+    if warmup:
+        # The first call initialises the runtime's kernels; keep that out of the RTF.
+        exported.score(np.zeros(int(metadata.get("clip_samples", exported.sample_rate)), dtype=np.float32))
+    return exported
+
+
+def _load_saved_model(export_dir: Path, metadata: dict[str, Any], info_path: Path) -> ExportedModel:
     if not (export_dir / SAVED_MODEL_FILE).is_file():
         raise KserError(f"{export_dir} is incomplete ({SAVED_MODEL_FILE} not found); run kser export again")
 
@@ -122,32 +154,15 @@ def load_exported(export_dir: str | Path, warmup: bool = True) -> ExportedModel:
     if missing:
         raise KserError(f"the SavedModel in {export_dir} lacks signature(s) {', '.join(missing)}; run kser export again")
     check_against_graph(metadata, graph_constants(module), info_path)
-    exported = ExportedModel(
-        path=export_dir,
-        metadata=metadata,
-        serving=module.signatures[SERVING_SIGNATURE],
-        windows=module.signatures[WINDOWS_SIGNATURE],
-        module=module,
-    )
-    if warmup:
-        # The first call of a restored graph initialises its kernels; keep that out of the RTF.
-        clip = int(metadata.get("clip_samples", exported.sample_rate))
-        run_waveform(exported, np.zeros(clip, dtype=np.float32), windows=True)
-    return exported
+    windows = module.signatures[WINDOWS_SIGNATURE]
 
+    def score(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The windows signature on one row; its mean over windows is what serving_default returns."""
+        outputs = windows(waveform=tf.constant(np.asarray(samples, dtype=np.float32)[None, :]))
+        count = int(outputs["num_windows"].numpy()[0])
+        return outputs["probabilities"].numpy()[0, :count], outputs["start_seconds"].numpy()[0, :count].astype(np.float64)
 
-def run_waveform(exported: ExportedModel, samples: np.ndarray, windows: bool = False) -> dict[str, np.ndarray]:
-    """One mono waveform at the export's rate through a signature; numpy outputs without the batch axis."""
-    from kser.quiet import tensorflow
-
-    tf = tensorflow()
-    signature = exported.windows if windows else exported.serving
-    outputs = signature(waveform=tf.constant(np.asarray(samples, dtype=np.float32)[None, :]))
-    result = {name: value.numpy()[0] for name, value in outputs.items()}  # the one row
-    if windows:
-        count = int(result.pop("num_windows"))
-        result = {name: value[:count] for name, value in result.items()}
-    return result
+    return ExportedModel(export_dir, metadata, "tf", score, serving=module.signatures[SERVING_SIGNATURE], module=module)
 
 
 def clip_warnings(samples: np.ndarray, sample_rate: int) -> tuple[str, ...]:
@@ -198,10 +213,6 @@ def input_at(output: str | Path, inputs: Iterable[tuple[str, str | None]]) -> st
     return None
 
 
-def _decode_label(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 def predict_file(exported: ExportedModel, path: str | Path, windows: bool = False) -> FilePrediction:
     """Predict one file; a file that cannot be used gives an entry with ``error`` set."""
     path = str(path)
@@ -211,32 +222,27 @@ def predict_file(exported: ExportedModel, path: str | Path, windows: bool = Fals
     except SkipClip as error:
         return FilePrediction(path=path, error=str(error))
     try:
-        outputs = run_waveform(exported, samples, windows=windows)
+        per_window, starts = exported.score(samples)
     except Exception as error:  # e.g. out of memory on a very long recording: this file only
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return FilePrediction(path=path, error=f"prediction failed: {message}")
     names = exported.label_names
+    probabilities = per_window.mean(axis=0)
     window_list: tuple[WindowPrediction, ...] = ()
     if windows:
-        per_window = outputs["probabilities"]  # [windows, classes]
-        probabilities = per_window.mean(axis=0)  # what serving_default returns
-        label = names[int(np.argmax(probabilities))]
         window_list = tuple(
             WindowPrediction(
                 start_seconds=float(start),
-                label=_decode_label(window_label),
+                label=names[int(np.argmax(row))],
                 probability=float(row.max()),
                 probabilities=tuple(float(p) for p in row),
             )
-            for start, window_label, row in zip(outputs["start_seconds"], outputs["label"], per_window)
+            for start, row in zip(starts, per_window)
         )
-    else:
-        probabilities = outputs["probabilities"]
-        label = _decode_label(outputs["label"])
     elapsed = time.perf_counter() - started
     return FilePrediction(
         path=path,
-        label=label,
+        label=names[int(np.argmax(probabilities))],
         probabilities={name: float(p) for name, p in zip(names, probabilities)},
         audio_seconds=samples.shape[0] / exported.sample_rate,
         processing_seconds=elapsed,
@@ -246,10 +252,10 @@ def predict_file(exported: ExportedModel, path: str | Path, windows: bool = Fals
 
 
 def predict_files(
-    export_dir: str | Path | ExportedModel, paths: Iterable[str | Path], windows: bool = False
+    export_dir: str | Path | ExportedModel, paths: Iterable[str | Path], windows: bool = False, runtime: str | None = None
 ) -> list[FilePrediction]:
     """Predict every file in order; bad files give error entries instead of stopping the run."""
-    exported = export_dir if isinstance(export_dir, ExportedModel) else load_exported(export_dir)
+    exported = export_dir if isinstance(export_dir, ExportedModel) else load_exported(export_dir, runtime=runtime)
     return [predict_file(exported, path, windows=windows) for path in paths]
 
 

@@ -49,6 +49,23 @@ TRIM_HOP_SECONDS = 0.010
 TRIM_MARGIN_SECONDS = 0.1
 
 
+def speech_bounds(samples: np.ndarray, sample_rate: int, top_db: float) -> tuple[int, int]:
+    """``[start, end)`` of what :func:`trim_silence` keeps of ``samples`` (the whole clip when ``top_db <= 0``)."""
+    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
+    hop = max(1, int(round(TRIM_HOP_SECONDS * sample_rate)))
+    if top_db <= 0 or samples.shape[0] <= frame:
+        return 0, int(samples.shape[0])
+    count = 1 + (samples.shape[0] - frame) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(samples.astype(np.float64, copy=False), frame)[::hop][:count]
+    rms = np.sqrt(np.mean(np.square(frames - frames.mean(axis=1, keepdims=True)), axis=1))
+    peak = float(rms.max())
+    if peak <= 0:
+        return 0, int(samples.shape[0])
+    loud = np.flatnonzero(rms >= peak * 10.0 ** (-top_db / 20.0))
+    margin = int(round(TRIM_MARGIN_SECONDS * sample_rate))
+    return max(0, int(loud[0]) * hop - margin), min(int(samples.shape[0]), int(loud[-1]) * hop + frame + margin)
+
+
 def trim_silence(samples: np.ndarray, sample_rate: int, top_db: float) -> np.ndarray:
     """The clip without its leading and trailing silence.
 
@@ -57,20 +74,7 @@ def trim_silence(samples: np.ndarray, sample_rate: int, top_db: float) -> np.nda
     (so soft onsets and releases survive). Why: acted corpora pad their sentences with up to a second
     of silence (RAVDESS), which a fixed 3 s crop would otherwise spend on nothing.
     """
-    frame = max(1, int(round(TRIM_FRAME_SECONDS * sample_rate)))
-    hop = max(1, int(round(TRIM_HOP_SECONDS * sample_rate)))
-    if top_db <= 0 or samples.shape[0] <= frame:
-        return samples
-    count = 1 + (samples.shape[0] - frame) // hop
-    frames = np.lib.stride_tricks.sliding_window_view(samples.astype(np.float64, copy=False), frame)[::hop][:count]
-    rms = np.sqrt(np.mean(np.square(frames - frames.mean(axis=1, keepdims=True)), axis=1))
-    peak = float(rms.max())
-    if peak <= 0:
-        return samples
-    loud = np.flatnonzero(rms >= peak * 10.0 ** (-top_db / 20.0))
-    margin = int(round(TRIM_MARGIN_SECONDS * sample_rate))
-    start = max(0, int(loud[0]) * hop - margin)
-    end = min(samples.shape[0], int(loud[-1]) * hop + frame + margin)
+    start, end = speech_bounds(samples, sample_rate, top_db)
     return samples[start:end]
 
 

@@ -21,6 +21,7 @@ import pytest
 import soundfile
 
 from kser import models
+from kser.audio_frontend import classifier_of, front_end_for, is_waveform_classifier, waveform_classifier
 from kser.config import AudioConfig, FeatureConfig
 from kser.errors import KserError
 from kser.export import (
@@ -33,7 +34,7 @@ from kser.export import (
     window_starts,
 )
 from kser.features import log_mel_deltas
-from kser.model_dir import MODEL_FILE, ModelInfo, save_info
+from kser.model_dir import MODEL_FILE, ModelInfo, load_model, save_info
 from kser.predict import load_exported, overall_rtf, predict_files
 from kser.waveform import normalize, pad_or_trim, trim_silence
 from tests.cli_runner import assert_one_line_error, run_kser, start_kser
@@ -57,18 +58,23 @@ def _signal(seconds: float, seed: int, scale: float = 0.2, offset: float = 0.0) 
     return (offset + scale * envelope * (tone + 0.5 * rng.standard_normal(n))).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A model_dir as training leaves it, and the Keras model itself."""
+def tiny_classifier():
+    """A features-in ``small`` with non-trivial BatchNorm statistics, so that inference mode matters."""
     model = models.build("small", num_classes=len(LABELS), input_shape=(300, 64, 3), **TINY_SMALL)
-    # Non-trivial BatchNorm statistics, so that inference mode matters.
     for layer in model.layers:
         if layer.name.startswith(("input_bn", "bn")):
             mean, var = layer.moving_mean, layer.moving_variance
             rng = np.random.default_rng(len(layer.name))
             mean.assign(rng.normal(0, 2, mean.shape).astype("float32"))
             var.assign(rng.uniform(0.5, 20, var.shape).astype("float32"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A model_dir as training leaves it, and the Keras model itself (waveforms in)."""
     info = ModelInfo(arch="small", label_names=LABELS, audio=AudioConfig(), features=FeatureConfig())
+    model = waveform_classifier(front_end_for(info.audio, info.features), tiny_classifier())
     model_dir = tmp_path_factory.mktemp("model")
     save_info(model_dir, info)
     model.save(model_dir / MODEL_FILE)
@@ -81,18 +87,22 @@ def exported(trained, tmp_path_factory):
     return export_saved_model(model_dir, tmp_path_factory.mktemp("exports") / "emotion")
 
 
+def _window_probabilities(model, info: ModelInfo, windows: np.ndarray) -> np.ndarray:
+    """Clip-long windows normalised one by one in numpy (kser.waveform), featurised, classified by
+    the model's classifier: the reference for its front end."""
+    normalised = np.stack([normalize(window, info.audio.silence_std)[0] for window in windows])
+    return np.asarray(classifier_of(model)(log_mel_deltas(normalised, info.features), training=False))
+
+
 def _reference(model, info: ModelInfo, rows: np.ndarray, hop_seconds: float = 1.0) -> np.ndarray:
-    """kser's own preprocessing in numpy + the Keras model in-process, window probabilities averaged."""
+    """kser's own preprocessing in numpy + the Keras classifier in-process, window probabilities averaged."""
     plan = WindowPlan(clip_samples=CLIP, hop_samples=int(hop_seconds * RATE))
     result = []
     for row in rows:
         row = trim_silence(row, RATE, info.audio.trim_db)
-        normalised, _ = normalize(row, info.audio.silence_std)
-        if normalised.shape[0] < CLIP:
-            normalised = pad_or_trim(normalised, CLIP)
-        windows = np.stack([normalised[s : s + CLIP] for s in window_starts(row.shape[0], plan)])
-        probabilities = np.asarray(model(log_mel_deltas(windows, info.features), training=False))
-        result.append(probabilities.mean(axis=0))
+        padded = pad_or_trim(row, CLIP) if row.shape[0] < CLIP else row
+        windows = np.stack([padded[s : s + CLIP] for s in window_starts(row.shape[0], plan)])
+        result.append(_window_probabilities(model, info, windows).mean(axis=0))
     return np.stack(result)
 
 
@@ -172,8 +182,7 @@ def test_windows_signature_starts_and_per_window_probabilities(served, trained):
     assert served["windows.label"].shape == (2, 6)
     assert (served["windows.label"] == np.array(LABELS)[per_window.argmax(axis=-1)]).all()
     # The last window, scored alone from kser's own preprocessing.
-    row, _ = normalize(INPUTS["long"][0], info.audio.silence_std)
-    last = np.asarray(model(log_mel_deltas(row[-CLIP:][None], info.features), training=False))[0]
+    last = _window_probabilities(model, info, INPUTS["long"][0][-CLIP:][None])[0]
     np.testing.assert_allclose(per_window[0, -1], last, atol=1e-5)
 
 
@@ -195,13 +204,30 @@ def test_windows_are_classified_in_bounded_steps_with_the_same_result():
     def classify(clips):  # a transparent "model": three numbers read off each window
         return tf.stack([clips[:, 0], clips[:, 1234], clips[:, -1]], axis=1)
 
-    results = [score_windows(rows, classify, plan, 3, 1e-6, max_windows_per_step=k) for k in (1, 4, 1000)]
+    results = [score_windows(rows, classify, plan, 3, max_windows_per_step=k) for k in (1, 4, 1000)]
     starts = window_starts(rows.shape[1], plan)
-    normalised = np.stack([normalize(row)[0] for row in rows])
-    expected = np.stack([[[r[s], r[s + 1234], r[s + CLIP - 1]] for s in starts] for r in normalised])
+    expected = np.stack([[[r[s], r[s + 1234], r[s + CLIP - 1]] for s in starts] for r in rows])
     for probabilities, graph_starts in results:
         assert list(graph_starts.numpy()) == starts
         np.testing.assert_allclose(probabilities.numpy(), expected, atol=1e-6)
+
+
+def test_a_model_directory_from_before_the_front_end_moved_in_still_scores_and_exports(trained, tmp_path):
+    """Its model.keras takes features: load_model wraps it in the front end kser_model.json describes,
+    so it gives the waveform model's probabilities and exports; a mismatched info is one line."""
+    _, model, info = trained
+    old = tmp_path / "old"
+    old.mkdir()
+    save_info(old, info)
+    classifier_of(model).save(old / MODEL_FILE)
+    loaded = load_model(old)
+    assert is_waveform_classifier(loaded)
+    windows = INPUTS["exact"]
+    np.testing.assert_allclose(np.asarray(loaded(windows)), np.asarray(model(windows)), atol=1e-6)
+    assert (export_saved_model(old, tmp_path / "export") / "saved_model.pb").is_file()
+    save_info(old, ModelInfo(arch="small", label_names=LABELS, audio=AudioConfig(clip_seconds=2.0), features=FeatureConfig()))
+    with pytest.raises(KserError, match=r"takes inputs of shape \(300, 64, 3\).*give \(201, 64, 3\)"):
+        load_model(old)
 
 
 def test_export_writes_metadata(exported):
@@ -597,6 +623,54 @@ def test_portable_artefacts_match_the_saved_model_without_tensorflow(kind, all_f
     assert not [op for op in ops if op.startswith("CUSTOM")], ops  # no Flex or custom ops in the LiteRT file
 
 
+def test_every_runtime_predicts_the_same_as_the_keras_model(all_formats, audio_files, trained, tmp_path):
+    """`kser predict --runtime=tf|litert|onnx`: the same windows, probabilities (to 1e-4) and output
+    format for a short file, a long resampled one and a file with speech inside silence; the
+    Keras model on kser's numpy preprocessing is the reference."""
+    from kser.audio import read_audio
+
+    export_dir, _ = all_formats
+    _, model, info = trained
+    short, long_44k, _ = audio_files
+    inside = tmp_path / "inside_silence.wav"
+    soundfile.write(inside, _in_silence(1.0, 3.5, 6.0, 9), RATE, subtype="FLOAT")
+    files = [short, long_44k, inside]
+    by_runtime = {runtime: predict_files(export_dir, files, windows=True, runtime=runtime) for runtime in ("tf", "litert", "onnx")}
+    for path, *predictions in zip(files, *by_runtime.values()):
+        samples, _ = read_audio(str(path), RATE)
+        expected = _reference(model, info, samples[None])[0]
+        for prediction in predictions:
+            assert prediction.ok, prediction.error
+            np.testing.assert_allclose(list(prediction.probabilities.values()), expected, rtol=0, atol=1e-4)
+            assert [w.start_seconds for w in prediction.windows] == pytest.approx([w.start_seconds for w in predictions[0].windows], abs=1e-6)
+    assert len(by_runtime["onnx"][1].windows) == 6  # 7.3 s: windows at 0, 1, 2, 3, 4 and 4.3 s
+    outputs = {
+        runtime: run_kser("predict", f"--export_dir={export_dir}", f"--runtime={runtime}", "--format=csv", str(short))
+        for runtime in ("litert", "onnx")
+    }
+    for result in outputs.values():
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    header = {runtime: result.stdout.splitlines()[0] for runtime, result in outputs.items()}
+    assert header["litert"] == header["onnx"] and "label" in header["onnx"]
+
+
+def test_a_float16_litert_is_half_the_size_with_the_same_answers(all_formats, trained, tmp_path):
+    """--quantize=float16: weights stored as float16, probabilities within float16 rounding; a
+    scheme without model.tflite to apply to, or int8 (which breaks the front end), is refused."""
+    model_dir, _, _ = trained
+    export_dir, _ = all_formats
+    half = export_saved_model(model_dir, tmp_path / "half", formats=("litert",), quantize="float16")
+    assert (half / "model.tflite").stat().st_size < 0.7 * (export_dir / "model.tflite").stat().st_size
+    assert json.loads((half / EXPORT_INFO_FILE).read_text())["artefacts"][0]["quantization"] == "float16"
+    clip = INPUTS["exact"][:1]
+    full, halved = (load_exported(d, warmup=False, runtime="litert").score(clip[0])[0] for d in (export_dir, half))
+    np.testing.assert_allclose(halved, full, atol=2e-2)
+    with pytest.raises(KserError, match="applies to model.tflite: add litert to --format"):
+        export_saved_model(model_dir, tmp_path / "no", formats=("onnx",), quantize="float16")
+    with pytest.raises(KserError, match="unknown scheme 'int8'.*breaks the front end"):
+        export_saved_model(model_dir, tmp_path / "no", formats=("litert",), quantize="int8")
+
+
 def test_an_unknown_format_is_one_line_before_anything_is_written(trained, tmp_path):
     model_dir, _, _ = trained
     result = run_kser("export", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'out'}", "--format=onnx,bogus")
@@ -606,8 +680,8 @@ def test_an_unknown_format_is_one_line_before_anything_is_written(trained, tmp_p
 
 def test_an_onnx_only_export_of_a_trimmed_model_says_so_and_predict_refuses_it(trained, audio_files, tmp_path):
     """Without saved_model only what was asked is written; for a model trained on trimmed clips one
-    warning line and a note say the caller trims; `kser predict`, which runs the SavedModel, refuses
-    the export in one line; --overwrite replaces it as an earlier kser export."""
+    warning line and a note say the caller trims; `kser predict --runtime=tf` refuses the export in
+    one line, and without --runtime predicts with model.onnx; --overwrite replaces it as an earlier kser export."""
     pytest.importorskip("tf2onnx", reason="kser[deploy]")
     from kser.export_formats import trim_warning
 
@@ -626,8 +700,10 @@ def test_an_onnx_only_export_of_a_trimmed_model_says_so_and_predict_refuses_it(t
     (contract,) = metadata["artefacts"]
     assert contract["trim"] is False and "--trim_db=40" in contract["note"]
     assert trim_warning(("saved_model",), 40.0) is None and trim_warning(("onnx",), 0.0) is None
-    refused = run_kser("predict", f"--export_dir={export_dir}", str(audio_files[0]))
-    assert_one_line_error(refused, "holds only onnx, without the SavedModel kser predict runs", "--format=saved_model")
+    refused = run_kser("predict", f"--export_dir={export_dir}", "--runtime=tf", str(audio_files[0]))
+    assert_one_line_error(refused, "holds only onnx, without the saved_model artefact --runtime=tf runs", "--format=saved_model")
+    untrimmed = predict_files(export_dir, [audio_files[0]])  # the default runtime is then onnx; the host trims
+    assert untrimmed[0].ok and load_exported(export_dir, warmup=False).runtime == "onnx"
     export_model(model, trimmed, export_dir, formats=("onnx",), overwrite=True)
 
 
