@@ -71,6 +71,7 @@ bench: install
 	$(BIN)/python benchmarks/predict_batching.py --out=benchmarks/results
 	$(BIN)/python benchmarks/validation_pass.py --out=benchmarks/results
 	$(BIN)/python benchmarks/distributed.py --out=benchmarks/results
+	$(BIN)/python benchmarks/deploy.py --out=benchmarks/results
 
 # Speaker cross-validation on real speech (../shared/data/ravdess16k): hours on 2 cores; not part of CI.
 bench-accuracy: install
