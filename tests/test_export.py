@@ -604,21 +604,24 @@ def test_kser_export_lists_every_artefact_with_its_contract(all_formats):
 
 
 @pytest.mark.parametrize("kind", ["litert", "onnx"])
-def test_portable_artefacts_match_the_saved_model_without_tensorflow(kind, all_formats, tmp_path):
-    """Clip-long rows (speech-like, loud, quiet with an offset, and constant = silent after
-    normalisation): the fixed-window file, run where TensorFlow and kser cannot be imported,
-    gives serving_default's probabilities."""
+def test_portable_artefacts_match_the_saved_model_without_tensorflow(kind, all_formats, trained, tmp_path):
+    """20 clip-long rows (speech-like at levels from 0.01 to 100, with offsets, and constant =
+    silent after normalisation): the fixed-window file, run where TensorFlow and kser cannot be
+    imported, gives serving_default's probabilities, which are the Keras model's."""
     import tensorflow as tf
 
     from tests.portable_runner import run_isolated
 
     export_dir, _ = all_formats
-    rows = np.concatenate([INPUTS["exact"], np.stack([_signal(3.0, seed=8, scale=0.01, offset=0.3)])])
-    assert rows.shape == (3, CLIP)
+    varied = [_signal(3.0, seed=seed, scale=10.0 ** (seed % 5 - 2), offset=0.1 * (seed % 3)) for seed in range(10, 27)]
+    rows = np.concatenate([INPUTS["exact"], np.stack([_signal(3.0, seed=8, scale=0.01, offset=0.3), *varied])])
+    assert rows.shape == (20, CLIP)
     expected = tf.saved_model.load(str(export_dir)).signatures["serving_default"](waveform=tf.constant(rows))
     expected = expected["probabilities"].numpy()
     probabilities, ops = run_isolated(kind, export_dir / f"model.{'tflite' if kind == 'litert' else 'onnx'}", rows, tmp_path)
     np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-4)
+    _, model, _ = trained
+    np.testing.assert_allclose(np.asarray(model(rows)), expected, rtol=0, atol=1e-4)
     assert np.ptp(expected, axis=0).max() > 1e-3  # the rows are told apart: matching them means something
     assert not [op for op in ops if op.startswith("CUSTOM")], ops  # no Flex or custom ops in the LiteRT file
 
