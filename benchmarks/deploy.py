@@ -61,10 +61,10 @@ def random_model_dir(folder: Path) -> Path:
     return folder
 
 
-def uar_of(exported: Any, waveforms: np.ndarray, labels: np.ndarray, names: list[str]) -> float:
+def uar_of(exported: Any, records_dir: Path, waveforms: np.ndarray, labels: np.ndarray, names: list[str]) -> float:
     from kser.evaluation import label_mapping, metrics_for
 
-    y_true = label_mapping(exported.label_names, names, Path("records"))[labels]
+    y_true = label_mapping(exported.label_names, names, records_dir)[labels]
     probabilities = np.stack([exported.score(waveform)[0].mean(axis=0) for waveform in waveforms])
     return 100 * metrics_for(y_true, probabilities, exported.label_names)["uar"]
 
@@ -118,7 +118,7 @@ def main() -> None:
             "rtf": latency / float(exported.metadata["clip_seconds"]),
         }
         if clips is not None:
-            row["uar"] = uar_of(exported, *clips)
+            row["uar"] = uar_of(exported, Path(args.records_dir), *clips)
         base = base or row
         row.update({f"{key}_vs_saved_model": row[key] / base[key] for key in ("size_mb", "load_s", "latency_ms")})
         if clips is not None:

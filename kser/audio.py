@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from kser.errors import KserError, SkipClip
+from kser.errors import KserError, SkipClip, first_line
 from kser.quiet import silenced_stderr, tensorflow
 from kser.tfio_support import load_tfio
 
@@ -113,7 +113,7 @@ def _decode_tfio(path: str) -> tuple[np.ndarray, int]:
         rate = int(audio.rate.numpy())
         samples = audio.to_tensor().numpy()
     except Exception as error:  # tensorflow-io raises a zoo of TF errors for bad files
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error)
         raise SkipClip(f"not a readable audio file (tensorflow-io: {message})") from None
     samples = _to_float(samples)
     return (samples[:, None] if samples.ndim == 1 else samples), rate

@@ -51,7 +51,7 @@ from typing import Any
 
 from kser import __version__, atomic
 from kser.config import WINDOW_HOP_SECONDS, to_dict
-from kser.errors import KserError
+from kser.errors import KserError, first_line
 from kser.export_formats import (
     DEFAULT_FORMATS,
     PORTABLE_FILES,
@@ -512,7 +512,7 @@ def export_saved_model(
     except KserError:
         raise
     except Exception as error:  # Keras raises a variety of errors for a damaged .keras file
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error)
         raise KserError(f"cannot load {model_dir / MODEL_FILE}: {message}") from None
     return export_model(
         model, info, export_dir, window_hop_seconds=window_hop_seconds, overwrite=overwrite, run=run, formats=formats,

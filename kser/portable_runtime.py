@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kser.errors import KserError
+from kser.errors import KserError, first_line
 from kser.export_formats import LITERT, ONNX, PORTABLE_FILES
 from kser.waveform import pad_or_trim, speech_bounds
 
@@ -96,7 +96,7 @@ def open_portable(export_dir: Path, metadata: dict[str, Any], fmt: str) -> Calla
     try:
         run = _session(fmt, path)
     except Exception as error:  # the runtimes raise assorted errors for a damaged file
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error)
         raise KserError(f"cannot load {path}: {message}") from None
 
     def score(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from kser.audio import read_audio
-from kser.errors import KserError, SkipClip
+from kser.errors import KserError, SkipClip, first_line
 from kser.export import EXPORT_INFO_FILE, SERVING_SIGNATURE, WINDOWS_SIGNATURE
 from kser.export_formats import SAVED_MODEL
 from kser.export_info import check_against_graph, graph_constants, read_export_info
@@ -148,7 +148,7 @@ def _load_saved_model(export_dir: Path, metadata: dict[str, Any], info_path: Pat
         with silenced_stderr():
             module = tf.saved_model.load(str(export_dir))
     except Exception as error:  # TF raises assorted errors for a damaged SavedModel
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error)
         raise KserError(f"cannot load the SavedModel in {export_dir}: {message}") from None
     missing = [name for name in (SERVING_SIGNATURE, WINDOWS_SIGNATURE) if name not in module.signatures]
     if missing:
@@ -224,7 +224,7 @@ def predict_file(exported: ExportedModel, path: str | Path, windows: bool = Fals
     try:
         per_window, starts = exported.score(samples)
     except Exception as error:  # e.g. out of memory on a very long recording: this file only
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error)
         return FilePrediction(path=path, error=f"prediction failed: {message}")
     names = exported.label_names
     probabilities = per_window.mean(axis=0)

@@ -674,6 +674,28 @@ def test_a_float16_litert_is_half_the_size_with_the_same_answers(all_formats, tr
         export_saved_model(model_dir, tmp_path / "no", formats=("litert",), quantize="int8")
 
 
+def test_a_missing_or_damaged_portable_file_or_runtime_is_one_line(all_formats, audio_files, tmp_path, monkeypatch):
+    """`kser predict --runtime=litert|onnx` on an export whose file is gone or damaged, or without
+    the runtime installed: one error line naming the file or the extra, no traceback."""
+    import importlib.util
+
+    from kser.portable_runtime import open_portable
+
+    export_dir, _ = all_formats
+    copy = Path(shutil.copytree(export_dir, tmp_path / "export"))
+    (copy / "model.onnx").unlink()
+    (copy / "model.tflite").write_bytes(b"not a flatbuffer")
+    missing = run_kser("predict", f"--export_dir={copy}", "--runtime=onnx", str(audio_files[0]))
+    assert_one_line_error(missing, "is incomplete (model.onnx not found); run kser export again")
+    damaged = run_kser("predict", f"--export_dir={copy}", "--runtime=litert", str(audio_files[0]))
+    assert_one_line_error(damaged, f"cannot load {copy / 'model.tflite'}")
+    metadata = json.loads((export_dir / EXPORT_INFO_FILE).read_text())
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a))
+    with pytest.raises(KserError, match=r"^--runtime=onnx needs onnxruntime: pip install 'kser\[onnx\]'$"):
+        open_portable(export_dir, metadata, "onnx")
+
+
 def test_an_unknown_format_is_one_line_before_anything_is_written(trained, tmp_path):
     model_dir, _, _ = trained
     result = run_kser("export", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'out'}", "--format=onnx,bogus")
