@@ -75,7 +75,7 @@ def trim_silence(samples: np.ndarray, sample_rate: int, top_db: float) -> np.nda
     of silence (RAVDESS), which a fixed 3 s crop would otherwise spend on nothing.
     """
     start, end = speech_bounds(samples, sample_rate, top_db)
-    return samples[start:end]
+    return samples if (start, end) == (0, samples.shape[0]) else samples[start:end]  # nothing cut: the clip itself
 
 
 def pad_or_trim(samples: np.ndarray, length: int) -> np.ndarray:
