@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -29,16 +30,15 @@ from kser import atomic
 from kser.metrics import classification_metrics, metrics_from_confusion
 
 __all__ = [
-    "AtomicBackupAndRestore", "AtomicModelCheckpoint", "ClassMetrics", "StopOnNonFinite", "UnweightedAverageRecall", "save_atomically"
+    "AtomicBackupAndRestore", "AtomicModelCheckpoint", "ClassMetrics", "EpochScalars", "StopOnNonFinite", "UnweightedAverageRecall", "save_atomically"
 ]
 
 
 def _is_tf_dataset(data: Any) -> bool:
-    """True for a ``tf.data.Dataset`` without importing TensorFlow for numpy inputs."""
-    if isinstance(data, (tuple, list)):
+    """True for a ``tf.data.Dataset``, never importing TensorFlow (a dataset of it means it is loaded)."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None or isinstance(data, (tuple, list)):
         return False
-    import tensorflow as tf
-
     return isinstance(data, tf.data.Dataset)
 
 
@@ -54,6 +54,39 @@ def _class_indices(labels: np.ndarray, num_classes: int) -> np.ndarray:
             f"labels must be one-hot [N, {num_classes}] or class indices [N], got shape {labels.shape}"
         )
     return labels.astype(np.int64)
+
+
+class EpochScalars(keras.callbacks.Callback):
+    """Keras's ``TensorBoard`` epoch charts without TensorFlow: every number in ``logs`` at each
+    epoch end, ``epoch_<name>`` in ``log_dir/train`` and, for ``val_<name>``, ``epoch_<name>`` in
+    ``log_dir/validation`` (the tags and runs Keras uses), plus ``epoch_learning_rate``.
+
+    Used where TensorFlow is not installed (Keras's callback imports ``tensorflow.summary``);
+    where it is, kser keeps Keras's own, which can also profile.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike) -> None:
+        super().__init__()
+        from kser.event_writer import EventWriter
+
+        self._train = EventWriter(os.path.join(os.fspath(log_dir), "train"))
+        self._validation = EventWriter(os.path.join(os.fspath(log_dir), "validation"))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for name, value in (logs or {}).items():
+            if not np.isscalar(value) and np.ndim(value) != 0:
+                continue
+            writer, tag = (self._validation, name[4:]) if name.startswith("val_") else (self._train, name)
+            writer.scalar(f"epoch_{tag}", float(value), epoch)
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            self._train.scalar("epoch_learning_rate", float(keras.ops.convert_to_numpy(optimizer.learning_rate)), epoch)
+        self._train.flush()
+        self._validation.flush()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._train.close()
+        self._validation.close()
 
 
 @keras.saving.register_keras_serializable(package="kser")
@@ -228,25 +261,23 @@ class ClassMetrics(keras.callbacks.Callback):
     # TensorBoard ---------------------------------------------------------------------------------
 
     def _write_summaries(self, epoch: int, metrics: dict[str, Any]) -> None:
-        import tensorflow as tf
-
+        from kser.event_writer import EventWriter
         from kser.plots import confusion_matrix_image
 
         if self._writer is None:
-            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "validation"))
-        with self._writer.as_default(step=epoch):
-            if self.write_scalars:
-                tf.summary.scalar("uar", metrics["uar"])
-                tf.summary.scalar("macro_f1", metrics["macro_f1"])
-                for name in self.label_names:
-                    tf.summary.scalar(f"recall/{name}", metrics["per_class"][name]["recall"])
-            if self.write_images:
-                image = confusion_matrix_image(
-                    np.asarray(metrics["confusion_matrix"]),
-                    self.label_names,
-                    title=f"validation, epoch {epoch + 1}",
-                )
-                tf.summary.image("confusion_matrix", image[np.newaxis], step=epoch)
+            self._writer = EventWriter(os.path.join(self.log_dir, "validation"))
+        if self.write_scalars:
+            self._writer.scalar("uar", metrics["uar"], epoch)
+            self._writer.scalar("macro_f1", metrics["macro_f1"], epoch)
+            for name in self.label_names:
+                self._writer.scalar(f"recall/{name}", metrics["per_class"][name]["recall"], epoch)
+        if self.write_images:
+            image = confusion_matrix_image(
+                np.asarray(metrics["confusion_matrix"]),
+                self.label_names,
+                title=f"validation, epoch {epoch + 1}",
+            )
+            self._writer.image("confusion_matrix", image, epoch)
         self._writer.flush()
 
 
