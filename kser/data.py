@@ -127,7 +127,8 @@ def split_size(records: RecordsInfo, split: "str | Subset", balance: str = "none
     return int(counts.sum())
 
 
-def _shard_paths(records_dir: Path, records: RecordsInfo, subset: Subset) -> list[str]:
+def shard_paths(records_dir: Path, records: RecordsInfo, subset: Subset) -> list[str]:
+    """The subset's shard files in the manifest's order; KserError when absent, empty or incomplete."""
     shards = []
     for split in subset.splits:
         if split not in records.splits:
@@ -188,6 +189,14 @@ def _mixup(dataset: Any, alpha: float, seed: int | None) -> Any:
     return tf.data.Dataset.zip((dataset, keys)).map(lambda element, key: mix(element, key))
 
 
+def check_options(balance: str, output: str) -> None:
+    """The choices every input pipeline takes; KserError naming the bad one."""
+    if balance not in BALANCE_MODES:
+        raise KserError(f"unknown balance mode {balance!r}; choose one of {', '.join(BALANCE_MODES)}")
+    if output not in OUTPUTS:
+        raise KserError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+
+
 def make_dataset(
     records_dir: str | Path,
     split: str | Subset,
@@ -227,16 +236,13 @@ def make_dataset(
     tf = tensorflow()
     records_dir = Path(records_dir)
     records = read_records_info(records_dir)
-    if balance not in BALANCE_MODES:
-        raise KserError(f"unknown balance mode {balance!r}; choose one of {', '.join(BALANCE_MODES)}")
-    if output not in OUTPUTS:
-        raise KserError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+    check_options(balance, output)
     subset = Subset.of(split)
     training = subset.splits == ("train",) if training is None else training
     deterministic = seed is not None if deterministic is None else deterministic
     num_classes = len(records.label_names)
     encoding = records.waveform_encoding
-    shards = _shard_paths(records_dir, records, subset)
+    shards = shard_paths(records_dir, records, subset)
     autotune = tf.data.AUTOTUNE
     index, count = worker
     per_example = False
@@ -253,14 +259,14 @@ def make_dataset(
     files = tf.data.Dataset.from_tensor_slices(shards)
     if training and not per_example:  # per-example sharding needs the same order on every worker
         files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
-    if len(shards) > 1:
+    if training and len(shards) > 1:
         dataset = files.interleave(
             tf.data.TFRecordDataset,
             cycle_length=min(len(shards), 4),
             num_parallel_calls=autotune,
-            deterministic=deterministic or not training or per_example,
+            deterministic=deterministic or per_example,
         )
-    else:
+    else:  # evaluation data: the records' order, shard after shard (kser.pydataset reads the same)
         dataset = tf.data.TFRecordDataset(shards)
     if per_example:
         dataset = dataset.shard(count, index)

@@ -16,7 +16,8 @@ import numpy as np
 from kser import model_dir as model_files
 from kser.atomic import write_json, write_text
 from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT, to_dict
-from kser.data import Subset, make_dataset
+from kser.data import Subset
+from kser.inputs import make_inputs
 from kser.records_info import read_records_info
 from kser.output_dirs import check_writable, make_dir
 from kser.run_config import read_run_config
@@ -83,11 +84,11 @@ def predict_split(
             f"{records_dir} holds clips of {records.clip_samples} samples at {records.audio.sample_rate} Hz, but the model "
             f"takes {front_end.clip_samples} at {front_end.sample_rate} Hz; build the records with the model's sample rate and clip length"
         )
-    dataset = make_dataset(records_dir, split, batch_size=batch_size, training=False, one_hot=False, output="waveforms")
+    dataset = make_inputs(records_dir, split, batch_size=batch_size, training=False, one_hot=False, output="waveforms")
     # One pass: reading the labels and predicting separately would decode the clips twice.
     true_batches, probability_batches = [], []
     for waveforms, labels in dataset:
-        true_batches.append(to_model[labels.numpy()])
+        true_batches.append(to_model[np.asarray(labels)])
         probability_batches.append(np.asarray(model.predict_on_batch(np.asarray(waveforms))))
     return np.concatenate(true_batches), np.concatenate(probability_batches)
 

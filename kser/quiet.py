@@ -21,6 +21,7 @@ import contextlib
 import functools
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import sys
 import warnings
@@ -64,11 +65,25 @@ def silenced_stderr() -> Iterator[None]:
 def tensorflow() -> ModuleType:
     """The tensorflow module, imported once without its native start-up noise."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with silenced_stderr():
-        import tensorflow as tf
+    try:
+        with silenced_stderr():
+            import tensorflow as tf
 
-        _probe_devices(tf)
+            _probe_devices(tf)
+    except ModuleNotFoundError as error:
+        if error.name != "tensorflow":
+            raise
+        from kser.errors import KserError
+
+        raise KserError(f"{_caller_feature()} needs TensorFlow, which is not installed: pip install 'kser[tensorflow]'") from None
     return tf
+
+
+def _caller_feature() -> str:
+    """What asked for TensorFlow, for the one-line error: the kser module two frames up."""
+    frame = sys._getframe(3)
+    module = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return module.replace("kser.", "kser's ", 1) if module.startswith("kser.") else "this command"
 
 
 def _probe_devices(module: ModuleType) -> None:
@@ -115,5 +130,9 @@ def quiet_native_imports() -> None:
     command line does, before importing a command).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not native_logs_wanted():
+        # JAX logs each accelerator plugin it fails to find ("Unable to initialize backend 'tpu'")
+        # through Python logging, which absl prints at INFO.
+        logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     if not any(isinstance(finder, _QuietFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _QuietFinder())

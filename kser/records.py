@@ -96,8 +96,9 @@ def parse_example(serialized: Any, encoding: str = "int16") -> dict[str, Any]:
     return parsed
 
 
-def parse_example_numpy(serialized: bytes, encoding: str = "int16") -> dict[str, Any]:
-    """:func:`parse_example`'s values without TensorFlow: numpy scalars, bytes, a float32 waveform."""
+def example_values(serialized: bytes) -> dict[str, Any]:
+    """The schema's values of one serialized Example without TensorFlow: numpy scalars and bytes
+    (``waveform`` still the stored bytes); ValueError names a missing or malformed feature."""
     features = decode_example(serialized)
     parsed: dict[str, Any] = {}
     for name, kind in SCHEMA.items():
@@ -107,6 +108,12 @@ def parse_example_numpy(serialized: bytes, encoding: str = "int16") -> dict[str,
         if found_kind != kind or len(values) != 1:
             raise ValueError(f"feature {name!r}: expected one {kind} value, found {len(values)} {found_kind} value(s)")
         parsed[name] = {BYTES: bytes, FLOAT: np.float32, INT64: np.int64}[kind](values[0])
+    return parsed
+
+
+def parse_example_numpy(serialized: bytes, encoding: str = "int16") -> dict[str, Any]:
+    """:func:`parse_example`'s values without TensorFlow: numpy scalars, bytes, a float32 waveform."""
+    parsed = example_values(serialized)
     raw = np.frombuffer(parsed["waveform"], dtype=waveform_dtype(encoding))
     parsed["waveform"] = raw.astype(np.float32) * parsed["waveform_scale"]
     return parsed

@@ -21,13 +21,14 @@ from typing import Any
 
 from kser import model_dir as model_files
 from kser.config import RECIPES, AugmentConfig, DistributionConfig, FeatureConfig, TrainConfig
-from kser.data import BALANCE_MODES, Subset, make_dataset, split_size
+from kser.data import BALANCE_MODES, Subset, split_size
 from kser.distribution import Distribution
 from kser.distribution import setup as setup_distribution
 from kser.records_info import RecordsInfo, read_records_info
 from kser.run_config import RUN_CONFIG_FILE, RunConfig, read_run_json, write_run_config
 from kser.settings_diff import describe_differences
 from kser.errors import KserError
+from kser.inputs import make_inputs, tensorflow_installed
 from kser.locks import folder_lock
 from kser.output_dirs import check_writable, clear_own_entries, holds_entries, make_dir
 from kser.quiet import tensorflow
@@ -142,7 +143,8 @@ def check_config(config: TrainConfig) -> None:
             raise KserError(f"{name} must be at least 1, got {getattr(config, name)}")
     if config.seed is not None and not 0 <= config.seed < 2**32:
         raise KserError(f"seed must be between 0 and 2**32 - 1, got {config.seed}")
-    profile_steps(config)
+    if profile_steps(config) and not tensorflow_installed():
+        raise KserError("--profile_batches uses TensorFlow's profiler: pip install 'kser[tensorflow]'")
     if config.balance not in BALANCE_MODES:
         raise KserError(f"unknown balance mode {config.balance!r}; choose one of {', '.join(BALANCE_MODES)}")
 
@@ -278,11 +280,23 @@ def _callbacks(
         stop_on_non_finite,
         *best_epoch,
         keras.callbacks.CSVLogger(str(model_dir / model_files.HISTORY_FILE), append=True),
-        keras.callbacks.TensorBoard(str(model_dir / model_files.LOGS_DIR), profile_batch=profile),
+        tensorboard_callback(model_dir / model_files.LOGS_DIR, profile),
         # Last: an epoch counts as done for a resumed run only once everything above has logged it.
         backup,
     ]
     return callbacks, stop_on_non_finite
+
+
+def tensorboard_callback(log_dir: Path, profile: tuple[int, ...] | int) -> Any:
+    """Keras's TensorBoard callback (it can profile) where TensorFlow is installed; else
+    kser's, which writes the same epoch charts without it."""
+    import keras
+
+    from kser.callbacks import EpochScalars
+
+    if tensorflow_installed():
+        return keras.callbacks.TensorBoard(str(log_dir), profile_batch=profile)
+    return EpochScalars(log_dir)  # check_config refused --profile_batches here
 
 
 def train(
@@ -353,7 +367,6 @@ def _train_locked(
     from kser.audio_frontend import front_end_for, waveform_classifier
     from kser.callbacks import save_atomically
 
-    tf = tensorflow()
     config = resolve_config(config)
     features_on = resolve_features_on(config.features_on)
     augment_config = config.augmentation if config.augment else None
@@ -369,8 +382,8 @@ def _train_locked(
     seed = dist.shared_seed(config.seed)  # the same initial weights on every worker
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    if config.deterministic and keras.backend.backend() == "tensorflow":
+        tensorflow().config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     # Workers other than the chief write nowhere persistent. They still save everything the chief
     # saves, into a scratch folder: under JAX, Keras's saving code can run cross-process
@@ -396,9 +409,10 @@ def _train_locked(
             uar = compile_for_training(model, config, steps)
 
         common = dict(batch_size=local_batch, front_end=front_end, output=output)
-        train_data = make_dataset(
+        train_data = make_inputs(
             records_dir,
             train_on,
+            steps=steps,
             training=True,
             balance=config.balance,
             augment=augment_config if output == "features" else None,
@@ -407,9 +421,9 @@ def _train_locked(
             worker=(dist.worker_index, dist.num_workers),
             warn=_warn if dist.is_chief else None,
             **common,
-        ).repeat()
+        )
         # Every worker reads the whole validation set: the metrics are then exactly one process's.
-        validation = None if validate_on is None else make_dataset(records_dir, validate_on, training=False, seed=seed, **common)
+        validation = None if validate_on is None else make_inputs(records_dir, validate_on, training=False, seed=seed, **common)
         callbacks, stop_on_non_finite = _callbacks(write_dir, uar, label_names, config, dist, validate_on is not None)
         history = model.fit(
             train_data, validation_data=validation, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,

@@ -137,13 +137,13 @@ def test_overwrite_refuses_a_model_dir_holding_files_kser_did_not_write(records,
 
 def test_non_finite_loss_stops_with_a_message(records, tmp_path, monkeypatch):
     import kser.training
-    from kser.data import make_dataset
+    from kser.inputs import make_inputs
 
     def poisoned(*args, **kwargs):  # fault injection: the training inputs turn NaN
-        dataset = make_dataset(*args, **kwargs)
+        dataset = make_inputs(*args, **kwargs)
         return dataset.map(lambda x, y: (x * float("nan"), y)) if kwargs.get("training") else dataset
 
-    monkeypatch.setattr(kser.training, "make_dataset", poisoned)
+    monkeypatch.setattr(kser.training, "make_inputs", poisoned)
     with pytest.raises(KserError, match="loss became nan at epoch 1 batch 1"):
         train(tiny_config(epochs=3), records, tmp_path, model_options=TINY, verbose=0)
     assert not (tmp_path / model_files.MODEL_FILE).exists()

@@ -1,0 +1,240 @@
+"""The input pipeline without TensorFlow: a ``keras.utils.PyDataset`` over records read into memory.
+
+Where TensorFlow is installed kser reads records with tf.data (:mod:`kser.data`, the fastest on a
+CPU); where it is not (a JAX or PyTorch machine), this gives the same contract, so that ``kser
+train``, ``cross-validate`` and ``evaluate`` run there unchanged:
+
+    shards (kser.tfrecord_format, the records' order) -> [select speakers] -> per epoch:
+    [oversample] -> [shuffle] -> batch -> [WaveformAugment] -> [AudioFrontEnd] -> [SpecAugment]
+    -> one-hot [-> weights] [-> mixup]
+
+The same clips, counts and batches per epoch as tf.data, the same evaluation order (the records'),
+and the same front-end layers for features. Two differences, both deliberate: an epoch is a full
+permutation rather than tf.data's shuffle buffer, and oversampling gives every class exactly the
+largest class's count each epoch (``max // n_c`` copies of every clip plus ``max % n_c`` drawn
+without replacement), where tf.data's per-clip random rounding gives it in expectation. Clips stay
+in memory in their stored form (int16: 96 kB per 3 s clip at 16 kHz; RAVDESS's 1,440 clips are
+138 MB).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import keras
+import numpy as np
+
+from kser.config import AugmentConfig
+from kser.data import Subset, check_options, class_weights, shard_paths, split_size
+from kser.errors import KserError
+from kser.frontend import MIXUP_SEED_OFFSET, derived_seed
+from kser.records import example_values, waveform_dtype
+from kser.records_info import RecordsInfo, read_records_info
+from kser.tfrecord_format import read_records
+
+
+@dataclasses.dataclass(frozen=True)
+class Clips:
+    """A subset's clips in the records' order: stored samples, their scales, labels and speakers."""
+
+    stored: np.ndarray  # [clips, samples] int16 or float32, as in the records
+    scales: np.ndarray  # [clips] float32: waveform = stored * scale
+    labels: np.ndarray  # [clips] int64
+    speakers: np.ndarray  # [clips] str
+    clip_ids: np.ndarray  # [clips] str
+
+    def __len__(self) -> int:
+        return int(self.labels.size)
+
+    def waveforms(self, indices: np.ndarray) -> np.ndarray:
+        """float32 ``[len(indices), samples]``, exactly tf.data's ``cast(raw) * scale``."""
+        return self.stored[indices].astype(np.float32) * self.scales[indices, None]
+
+
+def read_clips(records_dir: str | Path, split: "str | Subset", records: RecordsInfo | None = None) -> Clips:
+    """Every clip of ``split`` (a split name or :class:`kser.data.Subset`), shard after shard."""
+    records_dir = Path(records_dir)
+    records = records or read_records_info(records_dir)
+    subset = Subset.of(split)
+    dtype = waveform_dtype(records.waveform_encoding)
+    samples = records.clip_samples
+    stored, scales, labels, speakers, clip_ids = [], [], [], [], []
+    for shard in shard_paths(records_dir, records, subset):
+        for number, record in enumerate(read_records(shard)):
+            try:
+                values = example_values(record)
+            except ValueError as error:
+                raise KserError(f"{shard}: record {number} is not a kser clip: {error}") from None
+            speaker = values["speaker"].decode("utf-8")
+            if subset.speakers is not None and speaker not in subset.speakers:
+                continue
+            waveform = np.frombuffer(values["waveform"], dtype=dtype)
+            if waveform.size != samples:
+                raise KserError(f"{shard}: record {number} holds {waveform.size} samples, the manifest says {samples}")
+            stored.append(waveform)
+            scales.append(values["waveform_scale"])
+            labels.append(values["label"])
+            speakers.append(speaker)
+            clip_ids.append(values["clip_id"].decode("utf-8"))
+    return Clips(
+        stored=np.stack(stored) if stored else np.zeros((0, samples), dtype),
+        scales=np.asarray(scales, np.float32),
+        labels=np.asarray(labels, np.int64),
+        speakers=np.asarray(speakers, dtype=str),
+        clip_ids=np.asarray(clip_ids, dtype=str),
+    )
+
+
+def balanced_indices(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Clip indices with every present class raised to the largest class's count, exactly."""
+    counts = np.bincount(labels)
+    target = counts.max()
+    chosen = []
+    for label in np.flatnonzero(counts):
+        members = np.flatnonzero(labels == label)
+        chosen.append(np.repeat(members, target // members.size))
+        chosen.append(rng.choice(members, target % members.size, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def mixup_batch(arrays: tuple[np.ndarray, ...], alpha: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Mixup of one batch (kser.data._mixup's rule): ``l x + (1-l) x[perm]``, ``l ~ Beta(alpha, alpha)`` per clip,
+    the same ``l`` and permutation for inputs, one-hot labels and weights."""
+    size = arrays[0].shape[0]
+    lam = rng.beta(alpha, alpha, size).astype(np.float32)
+    order = rng.permutation(size)
+    return tuple(
+        (lam.reshape((size,) + (1,) * (value.ndim - 1)) * value + (1 - lam.reshape((size,) + (1,) * (value.ndim - 1))) * value[order]).astype(value.dtype)
+        for value in arrays
+    )
+
+
+class RecordsDataset(keras.utils.PyDataset):
+    """:func:`kser.data.make_dataset`'s batches as a PyDataset (see the module docstring).
+
+    A training dataset (``training=True``) draws a new epoch, from ``seed`` and the epoch number,
+    at each epoch end; anything else yields the records' order every pass. With ``worker=(i, n)``
+    for ``n > 1`` a training dataset keeps every n-th clip of the records (worker i's share, as
+    tf.data's per-clip sharding does) and yields ``steps`` full batches an epoch from an endless
+    stream of passes, as multi-worker training needs.
+    """
+
+    def __init__(
+        self,
+        records_dir: str | Path,
+        split: "str | Subset",
+        *,
+        batch_size: int = 32,
+        training: bool | None = None,
+        balance: str = "none",
+        augment: AugmentConfig | None = None,
+        front_end: Any | None = None,
+        output: str = "features",
+        seed: int | None = None,
+        one_hot: bool = True,
+        mixup_alpha: float = 0.0,
+        worker: tuple[int, int] = (0, 1),
+        steps: int | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__()
+        check_options(balance, output)
+        records_dir = Path(records_dir)
+        records = read_records_info(records_dir)
+        subset = Subset.of(split)
+        self.training = subset.splits == ("train",) if training is None else training
+        if mixup_alpha > 0 and self.training and not one_hot:
+            raise KserError("mixup needs one-hot labels")
+        self.clips = read_clips(records_dir, subset, records)
+        self.batch_size = batch_size
+        self.num_classes = len(records.label_names)
+        self.balance = balance if self.training else "none"
+        self.one_hot = one_hot
+        self.mixup_alpha = mixup_alpha if self.training else 0.0
+        self.seed = seed
+        self.epoch = 0
+        index, count = worker
+        self._members = np.arange(len(self.clips))
+        self._stream = self.training and count > 1
+        if self._stream:
+            self._members = self._members[index::count]
+            if warn is not None:
+                warn(f"{subset.label}: every worker reads the records and keeps one clip in {count}")
+        self._weights = class_weights(records, subset) if balance == "weights" and self.training else None
+        if output == "features":
+            from kser.audio_frontend import front_end_for
+            from kser.frontend import training_front_end
+
+            front_end = front_end if front_end is not None else front_end_for(records.audio)
+            self._stages = training_front_end(front_end, augment if self.training else None, seed).stages()
+        else:
+            self._stages = []
+        per_pass = split_size(records, subset, self.balance) if not self._stream else None
+        self._steps = steps if steps is not None else -(-(per_pass or len(self._members)) // batch_size)
+        self._pending = np.zeros(0, np.int64)
+        self._iterated = False
+        self._order = self._draw_epoch()
+
+    # Epochs --------------------------------------------------------------------------------------
+
+    def _rng(self, *keys: int) -> np.random.Generator:
+        return np.random.default_rng(None if self.seed is None else [self.seed, *keys])
+
+    def _one_pass(self, rng: np.random.Generator) -> np.ndarray:
+        members = self._members
+        if self.balance == "oversample":
+            members = members[balanced_indices(self.clips.labels[members], rng)]
+        return rng.permutation(members)
+
+    def _draw_epoch(self) -> np.ndarray:
+        if not self.training:
+            return self._members
+        rng = self._rng(self.epoch)
+        if not self._stream:
+            return self._one_pass(rng)
+        needed = self._steps * self.batch_size
+        while self._pending.size < needed:
+            self._pending = np.concatenate([self._pending, self._one_pass(rng)])
+        order, self._pending = self._pending[:needed], self._pending[needed:]
+        return order
+
+    def on_epoch_end(self) -> None:
+        if self.training:
+            self.epoch += 1
+            self._order = self._draw_epoch()
+
+    # Batches -------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._steps if self.training else -(-len(self._members) // self.batch_size)
+
+    @property
+    def num_batches(self) -> int:
+        return len(self)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        inputs = self.clips.waveforms(chosen)
+        for layer, random in self._stages:
+            inputs = keras.ops.convert_to_numpy(layer(inputs, training=True) if random else layer(inputs))
+        labels = self.clips.labels[chosen]
+        targets = np.eye(self.num_classes, dtype=np.float32)[labels] if self.one_hot else labels
+        batch = (inputs, targets) if self._weights is None else (inputs, targets, self._weights[labels])
+        if self.mixup_alpha > 0:
+            mix_seed = derived_seed(self.seed, MIXUP_SEED_OFFSET)
+            rng = np.random.default_rng(None if mix_seed is None else [mix_seed, self.epoch, index])
+            batch = mixup_batch(batch, self.mixup_alpha, rng)
+        return batch
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
+        """One epoch, as iterating a tf.data dataset again gives one: a training dataset draws a
+        fresh epoch for each iteration after the first (Keras itself indexes and calls on_epoch_end)."""
+        if self._iterated:
+            self.on_epoch_end()
+        self._iterated = True
+        for index in range(len(self)):
+            yield self[index]
