@@ -4,6 +4,7 @@
 PYTHON    ?= python3
 VENV      ?= .venv
 VENV_TFIO ?= .venv-tfio
+VENV_JAX  ?= .venv-jax
 DEMO_DIR  ?= demo
 DEMO_EPOCHS ?= 40
 PIP_FLAGS ?= -q --disable-pip-version-check
@@ -14,12 +15,13 @@ QUIET_PIP = >> $(1)/pip.log 2>&1 || { cat $(1)/pip.log; exit 1; }
 
 BIN      := $(VENV)/bin
 BIN_TFIO := $(VENV_TFIO)/bin
+BIN_JAX  := $(VENV_JAX)/bin
 # Tests of the parts that tensorflow-io can change: decoding, resampling and record building.
 TFIO_TESTS := tests/test_tfio.py tests/test_audio.py tests/test_build_records.py
 
-.PHONY: install install-tfio test test-main test-tfio demo bench bench-accuracy clean
+.PHONY: install install-tfio install-jax test test-main test-tfio test-jax demo bench bench-accuracy clean
 
-$(BIN)/.installed: setup.py pyproject.toml requirements/base.txt requirements/distributed.txt requirements/deploy.txt requirements/test.txt
+$(BIN)/.installed: setup.py pyproject.toml requirements/core.txt requirements/base.txt requirements/distributed.txt requirements/deploy.txt requirements/test.txt
 	@echo "installing kser and its pinned packages into $(VENV) (a few minutes the first time; log: $(VENV)/pip.log)"
 	$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install $(PIP_FLAGS) --upgrade pip $(call QUIET_PIP,$(VENV))
@@ -35,11 +37,22 @@ $(BIN_TFIO)/.installed: setup.py pyproject.toml requirements/tfio.txt
 	@$(BIN_TFIO)/pip install $(PIP_FLAGS) --no-deps -e . $(call QUIET_PIP,$(VENV_TFIO))
 	touch $@
 
+# kser[jax] without TensorFlow: what a JAX-only machine gets.
+$(BIN_JAX)/.installed: setup.py pyproject.toml requirements/core.txt requirements/jax.txt requirements/distributed.txt
+	@echo "installing kser[jax], without TensorFlow, into $(VENV_JAX) (log: $(VENV_JAX)/pip.log)"
+	$(PYTHON) -m venv $(VENV_JAX)
+	@$(BIN_JAX)/pip install $(PIP_FLAGS) --upgrade pip $(call QUIET_PIP,$(VENV_JAX))
+	@$(BIN_JAX)/pip install $(PIP_FLAGS) -r requirements/jax.txt $(call QUIET_PIP,$(VENV_JAX))
+	@$(BIN_JAX)/pip install $(PIP_FLAGS) --no-deps -e . $(call QUIET_PIP,$(VENV_JAX))
+	touch $@
+
 install: $(BIN)/.installed
 
 install-tfio: $(BIN_TFIO)/.installed
 
-test: test-main test-tfio
+install-jax: $(BIN_JAX)/.installed
+
+test: test-main test-tfio test-jax
 
 test-main: install
 	$(BIN)/python -m pytest $(PYTEST) tests
@@ -47,6 +60,12 @@ test-main: install
 test-tfio: install-tfio
 	$(BIN_TFIO)/python -c "import kser.tfio_support as t, sys; sys.exit(0 if t.tfio_available() else 'tensorflow-io kernels failed to load in $(VENV_TFIO)')"
 	$(BIN_TFIO)/python -m pytest $(PYTEST) $(TFIO_TESTS)
+
+# Build, train, cross-validate and evaluate on Keras's JAX backend where TensorFlow is not installed;
+# the records are compared byte for byte with the main environment's build.
+test-jax: install install-jax
+	$(BIN_JAX)/python -c "import importlib.util as u, sys; sys.exit('TensorFlow is installed in $(VENV_JAX)' if u.find_spec('tensorflow') else 0)"
+	KERAS_BACKEND=jax KSER_REFERENCE_KSER=$(abspath $(BIN))/kser $(BIN_JAX)/python -m pytest $(PYTEST) tests/test_without_tensorflow.py
 
 demo: install
 	$(BIN)/kser demo-data --out=$(DEMO_DIR)/audio
@@ -78,4 +97,4 @@ bench-accuracy: install
 	$(BIN)/python benchmarks/accuracy.py --out=benchmarks/results
 
 clean:
-	rm -rf $(VENV) $(VENV_TFIO) $(DEMO_DIR) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(VENV_TFIO) $(VENV_JAX) $(DEMO_DIR) .pytest_cache build *.egg-info

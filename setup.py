@@ -24,9 +24,10 @@ setup(
     # installing kser adds no generic top-level name (such as `cli`) to site-packages.
     packages=find_packages(include=["kser", "kser.*"]) + list(FOLDER_PACKAGES),
     package_dir=FOLDER_PACKAGES,
+    # No Keras backend here: pick one with an extra. kser[tensorflow] is the design (tf.data input,
+    # SavedModel/LiteRT/ONNX export) and what `make` installs (pinned, requirements/base.txt);
+    # kser[jax] trains, cross-validates and evaluates without TensorFlow (kser.inputs says how).
     install_requires=[
-        # tensorflow-cpu satisfies TensorFlow too; `make` installs the pinned set in requirements/.
-        "tensorflow>=2.16",
         "keras>=3.3",
         "numpy>=1.26",
         "absl-py>=2.0",
@@ -35,7 +36,10 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
-        "tfio": ["tensorflow-io>=0.37"],
+        # tensorflow-cpu satisfies TensorFlow too.
+        "tensorflow": ["tensorflow>=2.16"],
+        "jax": ["jax>=0.10"],
+        "tfio": ["tensorflow>=2.16", "tensorflow-io>=0.37"],
         # --distribution=multi_worker trains on Keras's JAX backend (kser.distribution says why).
         "distributed": ["jax>=0.10"],
         "litert": LITERT,
