@@ -157,6 +157,8 @@ def _is_cv_entry(path: Path) -> bool:
     """Whether ``path``, in a cross-validation directory, is something ``kser cross-validate`` writes."""
     if _FOLD_NAME.fullmatch(path.name):
         return path.is_dir() and not path.is_symlink()
+    if path.suffix == ".log" and _FOLD_NAME.fullmatch(path.stem):  # a parallel fold's output
+        return path.is_file()
     return path.name in (CV_CONFIG_FILE, CV_REPORT_FILE, CONFUSION_MATRIX_FILE)
 
 
@@ -173,11 +175,14 @@ def cross_validate(
     verbose: int | str = "auto",
     log: Callable[[str], None] = print,
     distribution: DistributionConfig = DistributionConfig(),
+    parallel_folds: int = 1,
 ) -> dict[str, Any]:
     """Train and test one model per fold; returns (and writes) ``cv_report.json``'s content.
 
     Under a multi-worker ``distribution`` every worker trains each fold together; the chief alone
-    tests it and writes the reports.
+    tests it and writes the reports. ``parallel_folds > 1`` trains that many folds at once, each in
+    its own process (:func:`_run_folds_in_parallel`: several small models on one GPU); the folds,
+    seeds and results are those of a sequential run.
     """
     from kser.training import check_config
 
@@ -185,6 +190,10 @@ def cross_validate(
     records_dir, model_dir = Path(records_dir), check_writable(model_dir, "model directory")
     records = read_records_info(records_dir)
     dist = setup_distribution(distribution)  # before Keras is imported: multi_worker selects JAX
+    if parallel_folds < 1:
+        raise KserError(f"--parallel_folds must be at least 1, got {parallel_folds}")
+    if parallel_folds > 1 and dist.mode != "none":
+        raise KserError(f"--parallel_folds trains folds in separate processes on one machine; it does not combine with --distribution={dist.mode}")
     folds = make_folds(speaker_folds(speaker_class_counts(records), cv.folds, cv.seed), cv.validate)
     if cv.max_folds is not None:
         if not 1 <= cv.max_folds <= cv.folds:
@@ -196,6 +205,7 @@ def cross_validate(
         return _cross_validate_locked(
             config, records_dir, model_dir, records, cv, folds, dist,
             features=features, model_options=model_options, command=command, overwrite=overwrite, verbose=verbose, log=log,
+            parallel_folds=parallel_folds,
         )
 
 
@@ -214,10 +224,10 @@ def _cross_validate_locked(
     overwrite: bool,
     verbose: int | str,
     log: Callable[[str], None],
+    parallel_folds: int,
 ) -> dict[str, Any]:
     """:func:`cross_validate` past its cheap checks, with the model directory locked."""
-    from kser.evaluation import evaluate
-    from kser.training import resolve_config, train
+    from kser.training import resolve_config
 
     config = resolve_config(config)  # the definition records what is actually run
     base_seed = config.seed if config.seed is not None else cv.seed
@@ -242,54 +252,26 @@ def _cross_validate_locked(
     _clear_keras_state()
     _prepare(model_dir, definition, overwrite, dist)
 
-    results = []
-    for fold in folds:
-        directory = fold_dir(model_dir, fold.index)
-        done = directory / FOLD_FILE
-        seed = base_seed + fold.index
-        fold_config = dataclasses.replace(config, seed=seed)
-        _check_fold_run(directory, fold_config, model_options or {})
-        if done.is_file():
-            log(f"fold {fold.index}: already finished, kept")
-            results.append(json.loads(done.read_text()))
+    runs = [_FoldRun(fold, dataclasses.replace(config, seed=base_seed + fold.index), fold_dir(model_dir, fold.index)) for fold in folds]
+    for run in runs:
+        _check_fold_run(run.directory, run.config, model_options or {})
+    common = dict(records_dir=records_dir, features=features, model_options=model_options)
+    results: dict[int, dict[str, Any]] = {}
+    for run in runs:
+        if (run.directory / FOLD_FILE).is_file():
+            log(f"fold {run.fold.index}: already finished, kept")
+            results[run.fold.index] = json.loads((run.directory / FOLD_FILE).read_text())
+    pending = [run for run in runs if run.fold.index not in results]
+    if parallel_folds > 1 and len(pending) > 1:
+        results.update(_run_folds_in_parallel(pending, parallel_folds, cv.folds, log, **common))
+    for run in pending:
+        if run.fold.index in results:
             continue
-        log(f"fold {fold.index}/{cv.folds}: test speakers {' '.join(fold.test)}, validation {' '.join(fold.validation) or 'none'}")
-        started = time.monotonic()
-        if not (directory / model_files.INFO_FILE).is_file():  # not trained yet, or interrupted: train (resumes)
-            train(
-                fold_config,
-                records_dir,
-                directory,
-                features=features,
-                model_options=model_options,
-                train_on=fold.subset("train"),
-                validate_on=fold.subset("validation") if fold.validation else None,
-                verbose=verbose,
-                distribution=dist,
-            )
-        if not dist.is_chief:  # the chief tests the fold and writes its result; wait for it
-            dist.barrier(f"kser: fold {fold.index} tested")
-            results.append(json.loads(done.read_text()))
-            _clear_keras_state()
-            continue
-        with dist.local():
-            report = evaluate(directory, records_dir, fold.subset("test"))
-        result = {
-            "fold": fold.index,
-            "seed": seed,
-            "speakers": {"train": list(fold.train), "validation": list(fold.validation), "test": list(fold.test)},
-            "clips": report["clips"],
-            **{name: report[name] for name in HEADLINE_METRICS},
-            "recall": {name: row["recall"] for name, row in report["per_class"].items()},
-            "confusion_matrix": report["confusion_matrix"],
-            "epochs": _epochs(directory),
-            "seconds": round(time.monotonic() - started, 1),
-        }
-        write_json(done, result)
-        dist.barrier(f"kser: fold {fold.index} tested")
-        results.append(result)
-        log(f"fold {fold.index}: accuracy {result['accuracy']:.4f}  UAR {result['uar']:.4f}  macro F1 {result['macro_f1']:.4f}  ({result['seconds']:.0f} s)")
-        _clear_keras_state()
+        log(f"fold {run.fold.index}/{cv.folds}: test speakers {' '.join(run.fold.test)}, validation {' '.join(run.fold.validation) or 'none'}")
+        results[run.fold.index] = result = _run_fold(run, dist, verbose=verbose, **common)
+        if dist.is_chief:
+            log(_fold_line(result))
+    results = [results[run.fold.index] for run in runs]
 
     report = _report(results, records, definition, command)
     report["model"] = model_cost
@@ -305,6 +287,126 @@ def _cross_validate_locked(
         title=f"{config.arch}, {cv.folds}-fold speaker CV (pooled over {len(folds)} folds)",
     )
     return report
+
+
+@dataclasses.dataclass(frozen=True)
+class _FoldRun:
+    """One fold to run: its speakers, its training settings (the fold's seed) and its folder."""
+
+    fold: Fold
+    config: TrainConfig
+    directory: Path
+
+
+def _run_fold(
+    run: _FoldRun, dist: Distribution, *, records_dir: Path, features: FeatureConfig, model_options: dict[str, Any] | None,
+    verbose: int | str,
+) -> dict[str, Any]:
+    """Train (or resume) one fold, test it on its speakers and write its ``cv_fold.json``."""
+    from kser.evaluation import evaluate
+    from kser.training import train
+
+    fold, directory = run.fold, run.directory
+    started = time.monotonic()
+    if not (directory / model_files.INFO_FILE).is_file():  # not trained yet, or interrupted: train (resumes)
+        train(
+            run.config,
+            records_dir,
+            directory,
+            features=features,
+            model_options=model_options,
+            train_on=fold.subset("train"),
+            validate_on=fold.subset("validation") if fold.validation else None,
+            verbose=verbose,
+            distribution=dist,
+        )
+    if not dist.is_chief:  # the chief tests the fold and writes its result; wait for it
+        dist.barrier(f"kser: fold {fold.index} tested")
+        _clear_keras_state()
+        return json.loads((directory / FOLD_FILE).read_text())
+    with dist.local():
+        report = evaluate(directory, records_dir, fold.subset("test"))
+    result = {
+        "fold": fold.index,
+        "seed": run.config.seed,
+        "speakers": {"train": list(fold.train), "validation": list(fold.validation), "test": list(fold.test)},
+        "clips": report["clips"],
+        **{name: report[name] for name in HEADLINE_METRICS},
+        "recall": {name: row["recall"] for name, row in report["per_class"].items()},
+        "confusion_matrix": report["confusion_matrix"],
+        "epochs": _epochs(directory),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    write_json(directory / FOLD_FILE, result)
+    dist.barrier(f"kser: fold {fold.index} tested")
+    _clear_keras_state()
+    return result
+
+
+def _fold_line(result: dict[str, Any]) -> str:
+    return (
+        f"fold {result['fold']}: accuracy {result['accuracy']:.4f}  UAR {result['uar']:.4f}  "
+        f"macro F1 {result['macro_f1']:.4f}  ({result['seconds']:.0f} s)"
+    )
+
+
+# Share of an accelerator's memory that parallel folds preallocate together under JAX; the rest is
+# for each process's CUDA context and libraries (0.9 with 12 processes failed to create cuBLAS
+# handles on an 80 GB H100).
+PARALLEL_GPU_MEMORY = 0.7
+
+
+def _run_folds_in_parallel(
+    runs: list[_FoldRun], processes: int, folds: int, log: Callable[[str], None], **common: Any
+) -> dict[int, dict[str, Any]]:
+    """Each fold in a process of its own, ``processes`` at a time, its output in ``fold-k/fold.log``.
+
+    Why processes: Keras keeps one model state per process, and several small models keep one GPU
+    busier than one does. Under JAX each process preallocates an equal share of
+    :data:`PARALLEL_GPU_MEMORY` (unless ``XLA_PYTHON_CLIENT_MEM_FRACTION`` is set). A fold that
+    fails stops the run with its error; the finished folds are kept, so the same command resumes.
+    """
+    import concurrent.futures
+    import multiprocessing
+    import os
+
+    os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{PARALLEL_GPU_MEMORY / processes:.3f}")
+    context = multiprocessing.get_context("spawn")
+    results: dict[int, dict[str, Any]] = {}
+    with concurrent.futures.ProcessPoolExecutor(min(processes, len(runs)), mp_context=context) as pool:
+        futures = {}
+        for run in runs:
+            log(f"fold {run.fold.index}/{folds}: test speakers {' '.join(run.fold.test)}, started in its own process (log: {fold_log(run.directory.parent, run.fold.index)})")
+            futures[pool.submit(_fold_process, run, common)] = run
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                result = future.result()
+            except Exception:
+                for other in futures:
+                    other.cancel()
+                raise
+            results[result["fold"]] = result
+            log(_fold_line(result))
+    return results
+
+
+def fold_log(model_dir: Path, index: int) -> Path:
+    """Where a fold run in its own process writes its output (beside its folder, which train owns)."""
+    return model_dir / f"fold-{index}.log"
+
+
+def _fold_process(run: _FoldRun, common: dict[str, Any]) -> dict[str, Any]:
+    """One fold in a spawned process. Its output, native libraries' included (hence file
+    descriptors, not sys.stdout), goes to the fold's log, one line per epoch."""
+    import os
+    import sys
+
+    with open(fold_log(run.directory.parent, run.fold.index), "a") as out:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+        return _run_fold(run, Distribution(), verbose=2, **common)
 
 
 def _model_cost(arch: str, records: RecordsInfo, features: FeatureConfig, options: dict[str, Any] | None) -> dict[str, Any]:
