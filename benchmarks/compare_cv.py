@@ -3,7 +3,8 @@
 Why paired: the folds' difficulty varies more (several points of UAR) than most changes do, so the
 mean of the per-fold differences, with its standard error, says more than two means +- sd side by side.
 
-A run is a ``kser cross-validate`` model directory, or runs of ``benchmarks/accelerator_cv.py`` as
+A run is a ``kser cross-validate`` model directory, or runs of the retired GPU script
+``benchmarks/accelerator_cv.py`` (its results files in ``benchmarks/measured/``) as
 ``RESULTS.jsonl:RUN[,RUN@seed+N...]``; several runs on a side (the same runs with other seeds) are
 paired in order, fold by fold.
 
@@ -21,8 +22,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.accelerator_cv import read_results, run_key  # noqa: E402
 from kser.cross_validation import format_mean_sd, mean_sd  # noqa: E402  (the report's own mean and sample sd)
+
+
+def read_results(path: Path) -> list[dict]:
+    """An accelerator_cv results file's jobs, the last one of each (run, fold, seed) winning (a rerun
+    replaced a failure)."""
+    latest: dict[tuple[str, int, int], dict] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            result = json.loads(line)
+            latest[(result["run"], result["fold"], result["seed"])] = result
+    return list(latest.values())
+
+
+def run_key(result: dict, fold_seed: int) -> str:
+    """``run`` for the default seeds (fold_seed + fold), ``run@seed+N`` for a repeat with offset N."""
+    offset = result["seed"] - fold_seed - result["fold"]
+    return result["run"] if offset == 0 else f"{result['run']}@seed+{offset}"
 
 
 def load(spec: str, fold_seed: int = 0) -> dict[tuple[int, int], dict]:
