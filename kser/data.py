@@ -1,7 +1,9 @@
 """The tf.data input pipeline: TFRecord shards -> (features or waveforms, one-hot labels[, weights]).
 
-    shards (interleaved) -> [shuffle] -> parse -> [oversample] -> [shuffle] -> batch
-          -> [WaveformAugment] -> [AudioFrontEnd] -> [SpecAugment] -> prefetch
+The stages of kser.input_plan's plan, in tf.data:
+
+    read (shards interleaved, shuffled) -> select speakers -> parse -> [oversample -> shuffle] -> batch
+          -> [WaveformAugment] -> [AudioFrontEnd] -> [SpecAugment] -> targets -> [mixup] -> prefetch
 
 Feature and augmentation work happens on whole batches, in the graph. Augmentation and class
 rebalancing only ever touch a training dataset; validation and test data are read once each,
@@ -17,18 +19,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kser.config import AugmentConfig
-from kser.distribution import worker_files
 from kser.errors import KserError
-from kser.frontend import MIXUP_SEED_OFFSET, SHUFFLE_SEED_OFFSET, derived_seed
+from kser.frontend import SHUFFLE_SEED_OFFSET, derived_seed
+from kser.input_plan import BALANCE_MODES, OUTPUTS, InputOptions, InputPlan, check_options, plan_inputs  # noqa: F401  (re-exported)
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE as MANIFEST
 from kser.records import feature_spec, parse_example
-from kser.records_info import RecordsInfo, read_records_info
+from kser.records_info import RecordsInfo
 from kser.splits import SPLITS
-
-BALANCE_MODES = ("none", "oversample", "weights")
-OUTPUTS = ("features", "waveforms")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,155 +187,123 @@ def _mixup(dataset: Any, alpha: float, seed: int | None) -> Any:
     return tf.data.Dataset.zip((dataset, keys)).map(lambda element, key: mix(element, key))
 
 
-def check_options(balance: str, output: str) -> None:
-    """The choices every input pipeline takes; KserError naming the bad one."""
-    if balance not in BALANCE_MODES:
-        raise KserError(f"unknown balance mode {balance!r}; choose one of {', '.join(BALANCE_MODES)}")
-    if output not in OUTPUTS:
-        raise KserError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
-
-
 def make_dataset(
     records_dir: str | Path,
     split: str | Subset,
     *,
-    batch_size: int = 32,
-    training: bool | None = None,
-    balance: str = "none",
-    augment: AugmentConfig | None = None,
-    front_end: Any | None = None,
-    output: str = "features",
-    seed: int | None = None,
     deterministic: bool | None = None,
     shuffle_buffer: int = 2048,
-    one_hot: bool = True,
-    mixup_alpha: float = 0.0,
-    worker: tuple[int, int] = (0, 1),
     warn: Callable[[str], None] | None = None,
+    **options: Any,
 ) -> Any:
     """A batched ``tf.data.Dataset`` of ``(inputs, labels)``, or ``(inputs, labels, weights)`` when
-    ``balance="weights"``.
+    ``balance="weights"``; ``options`` are :class:`kser.input_plan.InputOptions`' fields.
 
     ``split`` is a split name or a :class:`Subset` (splits and speakers, as cross-validation uses).
-    ``training`` (default: ``split == "train"``) turns on shuffling, rebalancing and
-    augmentation; any other split is read as it is. ``output="features"`` yields
-    ``[batch, frames, mels, 3]``: the waveforms through ``front_end`` (the model's
-    kser.audio_frontend.AudioFrontEnd; default: the records' audio settings with the study's
-    features), ``"waveforms"`` ``[batch, samples]``.
-    ``seed`` makes shuffling, oversampling and augmentation repeatable; ``deterministic``
-    (default: True when a seed is given) also fixes the element order of parallel stages.
-    ``mixup_alpha > 0`` mixes each training batch with a shuffled copy of itself (inputs, one-hot
-    labels and weights alike), with a fresh ``lambda ~ Beta(alpha, alpha)`` per clip.
-    ``worker=(index, count)``: a training dataset reads only worker ``index``'s share of the shard
-    files (every count-th); with fewer files than workers every worker reads them all and keeps
-    every count-th clip instead, and ``warn`` is told once. Such a dataset repeats forever, in full
-    batches. Evaluation data is never sharded.
+    ``deterministic`` (default: True when a seed is given) also fixes the element order of
+    parallel stages. A multi-worker training dataset (``worker=(i, n)``, n > 1) reads worker i's
+    share of the shard files (every n-th), or, with fewer files than workers, every file keeping
+    every n-th clip (``warn`` is told); it repeats forever, in full batches. Evaluation data is
+    never sharded, and is read in the records' order.
     """
+    plan = plan_inputs(records_dir, split, InputOptions(**options), warn)
+    deterministic = plan.seed is not None if deterministic is None else deterministic
+    dataset = _read(plan, deterministic, shuffle_buffer)
+    dataset = _select_speakers(dataset, plan)
+    dataset = _parse(dataset, plan, deterministic)
+    if plan.balance == "oversample":
+        dataset = _oversample(dataset, plan.factors, plan.seed)
+        dataset = dataset.shuffle(shuffle_buffer, seed=derived_seed(plan.seed, SHUFFLE_SEED_OFFSET), reshuffle_each_iteration=True)
+    if plan.endless:
+        # Every step, every worker must feed a full batch (a collective over unequal shapes
+        # fails), however few clips its share holds: repeat first, so batches span passes.
+        dataset = dataset.repeat()
+    dataset = dataset.batch(plan.batch_size, drop_remainder=plan.endless)
+    dataset = _featurise(dataset, plan.stages)
+    dataset = _targets(dataset, plan)
+    if plan.mixup_alpha > 0:
+        dataset = _mixup(dataset, plan.mixup_alpha, plan.mixup_seed)
     tf = tensorflow()
-    records_dir = Path(records_dir)
-    records = read_records_info(records_dir)
-    check_options(balance, output)
-    subset = Subset.of(split)
-    training = subset.splits == ("train",) if training is None else training
-    deterministic = seed is not None if deterministic is None else deterministic
-    num_classes = len(records.label_names)
-    encoding = records.waveform_encoding
-    shards = shard_paths(records_dir, records, subset)
-    autotune = tf.data.AUTOTUNE
-    index, count = worker
-    per_example = False
-    if training and count > 1:
-        mine = worker_files(shards, count, index)
-        per_example = mine is None
-        if per_example and warn is not None:
-            warn(
-                f"{subset.label} has {len(shards)} shard file(s) for {count} workers: every worker reads them all and "
-                f"keeps one clip in {count} (rebuild with kser build-records --min_shards={count} to read less)"
-            )
-        shards = shards if per_example else mine
+    if not plan.training:
+        # Evaluation splits hold a known number of batches: tell Keras (progress bars, no
+        # "ran out of data" warnings).
+        batches = -(-split_size(plan.records, plan.subset) // plan.batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    pipeline_options = tf.data.Options()
+    pipeline_options.deterministic = deterministic or not plan.training
+    return dataset.with_options(pipeline_options).prefetch(tf.data.AUTOTUNE)
 
+
+def _read(plan: InputPlan, deterministic: bool, shuffle_buffer: int) -> Any:
+    """Serialized examples: a training dataset interleaves its (shuffled) files and shuffles; an
+    evaluation dataset reads the records' order, shard after shard (kser.pydataset reads the same)."""
+    tf = tensorflow()
+    shards = list(plan.shards)
+    if not plan.training:
+        return tf.data.TFRecordDataset(shards)
     files = tf.data.Dataset.from_tensor_slices(shards)
-    if training and not per_example:  # per-example sharding needs the same order on every worker
-        files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
-    if training and len(shards) > 1:
+    if not plan.per_example:  # per-example sharding needs the same order on every worker
+        files = files.shuffle(len(shards), seed=plan.seed, reshuffle_each_iteration=True)
+    if len(shards) > 1:
         dataset = files.interleave(
             tf.data.TFRecordDataset,
             cycle_length=min(len(shards), 4),
-            num_parallel_calls=autotune,
-            deterministic=deterministic or per_example,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic or plan.per_example,
         )
-    else:  # evaluation data: the records' order, shard after shard (kser.pydataset reads the same)
+    else:
         dataset = tf.data.TFRecordDataset(shards)
-    if per_example:
-        dataset = dataset.shard(count, index)
-    if training:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if plan.per_example:
+        dataset = dataset.shard(plan.worker_count, plan.worker_index)
+    return dataset.shuffle(shuffle_buffer, seed=plan.seed, reshuffle_each_iteration=True)
 
-    samples = records.clip_samples
+
+def _select_speakers(dataset: Any, plan: InputPlan) -> Any:
+    """Keep the subset's speakers, parsing only the speaker field (before any waveform is decoded)."""
+    if plan.subset.speakers is None:
+        return dataset
+    tf = tensorflow()
+    wanted = tf.constant(sorted(plan.subset.speakers) or [""], dtype=tf.string)
+    speaker_spec = {"speaker": feature_spec()["speaker"]}
+
+    def selected(serialized: Any) -> Any:
+        speaker = tf.io.parse_single_example(serialized, speaker_spec)["speaker"]
+        return tf.reduce_any(tf.equal(speaker, wanted))
+
+    return dataset.filter(selected)
+
+
+def _parse(dataset: Any, plan: InputPlan, deterministic: bool) -> Any:
+    """(waveform float32 [samples], label) per clip."""
+    tf = tensorflow()
+    encoding, samples = plan.records.waveform_encoding, plan.records.clip_samples
 
     def parse(serialized: Any) -> tuple[Any, Any]:
         parsed = parse_example(serialized, encoding)
         return tf.ensure_shape(parsed["waveform"], [samples]), parsed["label"]
 
-    if subset.speakers is not None:
-        # Select speakers before the waveforms are decoded: parse only the speaker field first.
-        wanted = tf.constant(sorted(subset.speakers) or [""], dtype=tf.string)
-        speaker_spec = {"speaker": feature_spec()["speaker"]}
+    return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic or not plan.training)
 
-        def selected(serialized: Any) -> Any:
-            speaker = tf.io.parse_single_example(serialized, speaker_spec)["speaker"]
-            return tf.reduce_any(tf.equal(speaker, wanted))
 
-        dataset = dataset.filter(selected)
-    dataset = dataset.map(parse, num_parallel_calls=autotune, deterministic=deterministic or not training)
-    if training and balance == "oversample":
-        dataset = _oversample(dataset, oversampling_factors(records, subset), seed)
-        dataset = dataset.shuffle(shuffle_buffer, seed=derived_seed(seed, SHUFFLE_SEED_OFFSET), reshuffle_each_iteration=True)
-    if training and count > 1:
-        # Every step, every worker must feed a full batch (a collective over unequal shapes
-        # fails), however few clips its share holds: repeat first, so batches span passes.
-        dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=training and count > 1)
-
-    if output == "features":
-        if front_end is None:
-            from kser.audio_frontend import front_end_for
-
-            front_end = front_end_for(records.audio)
-        dataset = _add_features(dataset, training, augment, front_end, seed, deterministic)
-
-    weights = tf.constant(class_weights(records, subset)) if balance == "weights" and training else None
+def _targets(dataset: Any, plan: InputPlan) -> Any:
+    """Labels one-hot (or as they are), with the class weights when the plan has them."""
+    tf = tensorflow()
+    weights = None if plan.weights is None else tf.constant(plan.weights)
 
     def finish(inputs: Any, labels: Any) -> Any:
-        targets = tf.one_hot(labels, num_classes) if one_hot else labels
+        targets = tf.one_hot(labels, plan.num_classes) if plan.one_hot else labels
         if weights is None:
             return inputs, targets
         return inputs, targets, tf.gather(weights, labels)
 
-    dataset = dataset.map(finish, num_parallel_calls=autotune, deterministic=True)
-    if training and mixup_alpha > 0:
-        if not one_hot:
-            raise KserError("mixup needs one-hot labels")
-        dataset = _mixup(dataset, mixup_alpha, derived_seed(seed, MIXUP_SEED_OFFSET))
-    if not training:
-        # Evaluation splits hold a known number of batches: tell Keras (progress bars, no
-        # "ran out of data" warnings).
-        batches = -(-split_size(records, subset) // batch_size)
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
-    options = tf.data.Options()
-    options.deterministic = deterministic or not training
-    return dataset.with_options(options).prefetch(autotune)
+    return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _add_features(
-    dataset: Any, training: bool, augment: AugmentConfig | None, front_end: Any, seed: int | None, deterministic: bool
-) -> Any:
+def _featurise(dataset: Any, stages: tuple[tuple[Any, bool], ...]) -> Any:
     """Batched in-graph augmentation and features (kser.frontend); the random layers are mapped
     sequentially (parallel calls could repeat a draw, see kser.augment)."""
     tf = tensorflow()
-    from kser.frontend import training_front_end
-
-    for layer, random in training_front_end(front_end, augment if training else None, seed).stages():
+    for layer, random in stages:
         if random:
             dataset = dataset.map(lambda x, y, layer=layer: (layer(x, training=True), y))
         else:

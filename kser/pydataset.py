@@ -26,10 +26,9 @@ from typing import Any, Callable, Iterator
 import keras
 import numpy as np
 
-from kser.config import AugmentConfig
-from kser.data import Subset, check_options, class_weights, shard_paths, split_size
+from kser.data import Subset, shard_paths, split_size
 from kser.errors import KserError
-from kser.frontend import MIXUP_SEED_OFFSET, derived_seed
+from kser.input_plan import InputOptions, plan_inputs
 from kser.records import example_values, waveform_dtype
 from kser.records_info import RecordsInfo, read_records_info
 from kser.tfrecord_format import read_records
@@ -53,15 +52,18 @@ class Clips:
         return self.stored[indices].astype(np.float32) * self.scales[indices, None]
 
 
-def read_clips(records_dir: str | Path, split: "str | Subset", records: RecordsInfo | None = None) -> Clips:
-    """Every clip of ``split`` (a split name or :class:`kser.data.Subset`), shard after shard."""
+def read_clips(
+    records_dir: str | Path, split: "str | Subset", records: RecordsInfo | None = None, shards: "tuple[str, ...] | None" = None
+) -> Clips:
+    """Every clip of ``split`` (a split name or :class:`kser.data.Subset`), shard after shard
+    (``shards``: only these files of it, a worker's share)."""
     records_dir = Path(records_dir)
     records = records or read_records_info(records_dir)
     subset = Subset.of(split)
     dtype = waveform_dtype(records.waveform_encoding)
     samples = records.clip_samples
     stored, scales, labels, speakers, clip_ids = [], [], [], [], []
-    for shard in shard_paths(records_dir, records, subset):
+    for shard in shards if shards is not None else shard_paths(records_dir, records, subset):
         for number, record in enumerate(read_records(shard)):
             try:
                 values = example_values(record)
@@ -112,13 +114,14 @@ def mixup_batch(arrays: tuple[np.ndarray, ...], alpha: float, rng: np.random.Gen
 
 
 class RecordsDataset(keras.utils.PyDataset):
-    """:func:`kser.data.make_dataset`'s batches as a PyDataset (see the module docstring).
+    """:func:`kser.data.make_dataset`'s batches as a PyDataset (see the module docstring);
+    ``options`` are :class:`kser.input_plan.InputOptions`' fields.
 
-    A training dataset (``training=True``) draws a new epoch, from ``seed`` and the epoch number,
-    at each epoch end; anything else yields the records' order every pass. With ``worker=(i, n)``
-    for ``n > 1`` a training dataset keeps every n-th clip of the records (worker i's share, as
-    tf.data's per-clip sharding does) and yields ``steps`` full batches an epoch from an endless
-    stream of passes, as multi-worker training needs.
+    A training dataset draws a new epoch, from ``seed`` and the epoch number, at each epoch end;
+    anything else yields the records' order every pass. A multi-worker training dataset
+    (``worker=(i, n)``, n > 1) reads worker i's share as tf.data does (its shard files, or every
+    n-th clip when there are fewer files than workers) and yields ``steps`` full batches an epoch
+    from an endless stream of passes.
     """
 
     def __init__(
@@ -126,53 +129,23 @@ class RecordsDataset(keras.utils.PyDataset):
         records_dir: str | Path,
         split: "str | Subset",
         *,
-        batch_size: int = 32,
-        training: bool | None = None,
-        balance: str = "none",
-        augment: AugmentConfig | None = None,
-        front_end: Any | None = None,
-        output: str = "features",
-        seed: int | None = None,
-        one_hot: bool = True,
-        mixup_alpha: float = 0.0,
-        worker: tuple[int, int] = (0, 1),
         steps: int | None = None,
         warn: Callable[[str], None] | None = None,
+        **options: Any,
     ) -> None:
         super().__init__()
-        check_options(balance, output)
-        records_dir = Path(records_dir)
-        records = read_records_info(records_dir)
-        subset = Subset.of(split)
-        self.training = subset.splits == ("train",) if training is None else training
-        if mixup_alpha > 0 and self.training and not one_hot:
-            raise KserError("mixup needs one-hot labels")
-        self.clips = read_clips(records_dir, subset, records)
-        self.batch_size = batch_size
-        self.num_classes = len(records.label_names)
-        self.balance = balance if self.training else "none"
-        self.one_hot = one_hot
-        self.mixup_alpha = mixup_alpha if self.training else 0.0
-        self.seed = seed
+        plan = plan_inputs(records_dir, split, InputOptions(**options), warn)
+        self.plan = plan
+        self.training = plan.training
+        self.batch_size = plan.batch_size
+        self.seed = plan.seed
         self.epoch = 0
-        index, count = worker
+        self.clips = read_clips(plan.records_dir, plan.subset, plan.records, shards=plan.shards)
         self._members = np.arange(len(self.clips))
-        self._stream = self.training and count > 1
-        if self._stream:
-            self._members = self._members[index::count]
-            if warn is not None:
-                warn(f"{subset.label}: every worker reads the records and keeps one clip in {count}")
-        self._weights = class_weights(records, subset) if balance == "weights" and self.training else None
-        if output == "features":
-            from kser.audio_frontend import front_end_for
-            from kser.frontend import training_front_end
-
-            front_end = front_end if front_end is not None else front_end_for(records.audio)
-            self._stages = training_front_end(front_end, augment if self.training else None, seed).stages()
-        else:
-            self._stages = []
-        per_pass = split_size(records, subset, self.balance) if not self._stream else None
-        self._steps = steps if steps is not None else -(-(per_pass or len(self._members)) // batch_size)
+        if plan.per_example:
+            self._members = self._members[plan.worker_index :: plan.worker_count]
+        clips_per_pass = split_size(plan.records, plan.subset, plan.balance) if not plan.endless else len(self._members)
+        self._steps = steps if steps is not None else -(-clips_per_pass // plan.batch_size)
         self._pending = np.zeros(0, np.int64)
         self._iterated = False
         self._order = self._draw_epoch()
@@ -184,7 +157,7 @@ class RecordsDataset(keras.utils.PyDataset):
 
     def _one_pass(self, rng: np.random.Generator) -> np.ndarray:
         members = self._members
-        if self.balance == "oversample":
+        if self.plan.balance == "oversample":
             members = members[balanced_indices(self.clips.labels[members], rng)]
         return rng.permutation(members)
 
@@ -192,7 +165,7 @@ class RecordsDataset(keras.utils.PyDataset):
         if not self.training:
             return self._members
         rng = self._rng(self.epoch)
-        if not self._stream:
+        if not self.plan.endless:
             return self._one_pass(rng)
         needed = self._steps * self.batch_size
         while self._pending.size < needed:
@@ -217,17 +190,17 @@ class RecordsDataset(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
+        plan = self.plan
         chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         inputs = self.clips.waveforms(chosen)
-        for layer, random in self._stages:
+        for layer, random in plan.stages:
             inputs = keras.ops.convert_to_numpy(layer(inputs, training=True) if random else layer(inputs))
         labels = self.clips.labels[chosen]
-        targets = np.eye(self.num_classes, dtype=np.float32)[labels] if self.one_hot else labels
-        batch = (inputs, targets) if self._weights is None else (inputs, targets, self._weights[labels])
-        if self.mixup_alpha > 0:
-            mix_seed = derived_seed(self.seed, MIXUP_SEED_OFFSET)
-            rng = np.random.default_rng(None if mix_seed is None else [mix_seed, self.epoch, index])
-            batch = mixup_batch(batch, self.mixup_alpha, rng)
+        targets = np.eye(plan.num_classes, dtype=np.float32)[labels] if plan.one_hot else labels
+        batch = (inputs, targets) if plan.weights is None else (inputs, targets, plan.weights[labels])
+        if plan.mixup_alpha > 0:
+            rng = np.random.default_rng(None if plan.mixup_seed is None else [plan.mixup_seed, self.epoch, index])
+            batch = mixup_batch(batch, plan.mixup_alpha, rng)
         return batch
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:

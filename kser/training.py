@@ -344,6 +344,22 @@ def train(
         )
 
 
+@dataclasses.dataclass
+class _Session:
+    """A training run set up and ready to fit: what :func:`_fit` and :func:`_save` need."""
+
+    config: TrainConfig  # resolved
+    features_on: str
+    front_end: Any  # the saved model's AudioFrontEnd
+    core: Any  # the classifier (features in)
+    model: Any  # what fit trains: core, or the training front end + core
+    steps: int
+    train_data: Any
+    validation: Any
+    callbacks: list[Any]
+    stop_on_non_finite: Any
+
+
 def _train_locked(
     config: TrainConfig,
     records_dir: Path,
@@ -359,14 +375,48 @@ def _train_locked(
     model_options: dict[str, Any] | None,
     verbose: int | str,
 ) -> TrainResult:
-    """:func:`train` past its cheap checks, with the model directory locked."""
-    label_names, audio = list(records.label_names), records.audio
-
+    """:func:`train` past its cheap checks, with the model directory locked: set up, fit, save."""
     import keras
 
-    from kser.audio_frontend import front_end_for, waveform_classifier
-    from kser.callbacks import save_atomically
+    # Workers other than the chief write nowhere persistent. They still save everything the chief
+    # saves, into a scratch folder: under JAX, Keras's saving code can run cross-process
+    # collectives, and a collective that one worker skips would hang the others.
+    write_dir = model_dir if dist.is_chief else Path(tempfile.mkdtemp(prefix=f"kser-worker{dist.worker_index}-"))
+    try:
+        session = _setup(
+            config, records_dir, model_dir, write_dir, records, train_on, validate_on, dist, local_batch,
+            overwrite=overwrite, features=features, model_options=model_options,
+        )
+        history = _fit(session, write_dir, verbose)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+        if not dist.is_chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    return _save(session, history, model_dir, records_dir, records, dist, validates=validate_on is not None)
 
+
+def _setup(
+    config: TrainConfig,
+    records_dir: Path,
+    model_dir: Path,
+    write_dir: Path,
+    records: RecordsInfo,
+    train_on: Subset,
+    validate_on: Subset | None,
+    dist: Distribution,
+    local_batch: int,
+    *,
+    overwrite: bool,
+    features: FeatureConfig,
+    model_options: dict[str, Any] | None,
+) -> _Session:
+    """Resolve the recipe, seed, build and compile the model, prepare the model directory (only
+    once all of that worked) and open the datasets and callbacks."""
+    import keras
+
+    from kser.audio_frontend import front_end_for
+
+    label_names = list(records.label_names)
     config = resolve_config(config)
     features_on = resolve_features_on(config.features_on)
     augment_config = config.augmentation if config.augment else None
@@ -385,73 +435,73 @@ def _train_locked(
     if config.deterministic and keras.backend.backend() == "tensorflow":
         tensorflow().config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
-    # Workers other than the chief write nowhere persistent. They still save everything the chief
-    # saves, into a scratch folder: under JAX, Keras's saving code can run cross-process
-    # collectives, and a collective that one worker skips would hang the others.
-    write_dir = model_dir if dist.is_chief else Path(tempfile.mkdtemp(prefix=f"kser-worker{dist.worker_index}-"))
-    try:
-        front_end = front_end_for(audio, features)  # the records' sample rate, clip length and normalisation
-        with dist.scope():
-            core = build_core(config.arch, len(label_names), front_end.output_feature_shape, model_options or {})
-        # Only now, with every setting checked and the model built, is anything written: a failed
-        # command never leaves a train_config.json that would refuse its corrected retry.
-        _prepare_model_dir(model_dir, run, overwrite, dist)
-        if not dist.is_chief and (model_dir / _BACKUP_DIR).is_dir():  # resume from the chief's backup
-            shutil.copytree(model_dir / _BACKUP_DIR, write_dir / _BACKUP_DIR)
-        output = "waveforms" if features_on == "model" else "features"
-        steps = math.ceil(split_size(records, train_on, config.balance) / config.batch_size)
-        with dist.scope():
-            model = (
-                build_training_model(core, front_end, augment_config, seed)
-                if features_on == "model"
-                else core
-            )
-            uar = compile_for_training(model, config, steps)
+    front_end = front_end_for(records.audio, features)  # the records' sample rate, clip length and normalisation
+    with dist.scope():
+        core = build_core(config.arch, len(label_names), front_end.output_feature_shape, model_options or {})
+    # Only now, with every setting checked and the model built, is anything written: a failed
+    # command never leaves a train_config.json that would refuse its corrected retry.
+    _prepare_model_dir(model_dir, run, overwrite, dist)
+    if not dist.is_chief and (model_dir / _BACKUP_DIR).is_dir():  # resume from the chief's backup
+        shutil.copytree(model_dir / _BACKUP_DIR, write_dir / _BACKUP_DIR)
+    output = "waveforms" if features_on == "model" else "features"
+    steps = math.ceil(split_size(records, train_on, config.balance) / config.batch_size)
+    with dist.scope():
+        model = build_training_model(core, front_end, augment_config, seed) if features_on == "model" else core
+        uar = compile_for_training(model, config, steps)
+    common = dict(batch_size=local_batch, front_end=front_end, output=output)
+    train_data = make_inputs(
+        records_dir,
+        train_on,
+        steps=steps,
+        training=True,
+        balance=config.balance,
+        augment=augment_config if output == "features" else None,
+        mixup_alpha=config.mixup_alpha,
+        seed=dist.data_seed(seed),
+        worker=(dist.worker_index, dist.num_workers),
+        warn=_warn if dist.is_chief else None,
+        **common,
+    )
+    # Every worker reads the whole validation set: the metrics are then exactly one process's.
+    validation = None if validate_on is None else make_inputs(records_dir, validate_on, training=False, seed=seed, **common)
+    callbacks, stop_on_non_finite = _callbacks(write_dir, uar, label_names, config, dist, validate_on is not None)
+    return _Session(config, features_on, front_end, core, model, steps, train_data, validation, callbacks, stop_on_non_finite)
 
-        common = dict(batch_size=local_batch, front_end=front_end, output=output)
-        train_data = make_inputs(
-            records_dir,
-            train_on,
-            steps=steps,
-            training=True,
-            balance=config.balance,
-            augment=augment_config if output == "features" else None,
-            mixup_alpha=config.mixup_alpha,
-            seed=dist.data_seed(seed),
-            worker=(dist.worker_index, dist.num_workers),
-            warn=_warn if dist.is_chief else None,
-            **common,
-        )
-        # Every worker reads the whole validation set: the metrics are then exactly one process's.
-        validation = None if validate_on is None else make_inputs(records_dir, validate_on, training=False, seed=seed, **common)
-        callbacks, stop_on_non_finite = _callbacks(write_dir, uar, label_names, config, dist, validate_on is not None)
-        history = model.fit(
-            train_data, validation_data=validation, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
-            shuffle=False, verbose=verbose
-        )
-        if stop_on_non_finite.stopped:
-            raise KserError(f"training stopped: {stop_on_non_finite.message}; try a lower --learning_rate")
-        save_atomically(waveform_classifier(front_end, core), write_dir / model_files.MODEL_FILE)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-        if not dist.is_chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
 
-    result = _result(model_dir, history.history, features_on, core.count_params(), config.monitor if validate_on is not None else None)
+def _fit(session: _Session, write_dir: Path, verbose: int | str) -> Any:
+    """Train, then save the waveform model (front end + classifier) atomically; Keras's History."""
+    from kser.audio_frontend import waveform_classifier
+    from kser.callbacks import save_atomically
+
+    history = session.model.fit(
+        session.train_data, validation_data=session.validation, epochs=session.config.epochs, steps_per_epoch=session.steps,
+        callbacks=session.callbacks, shuffle=False, verbose=verbose,
+    )
+    if session.stop_on_non_finite.stopped:
+        raise KserError(f"training stopped: {session.stop_on_non_finite.message}; try a lower --learning_rate")
+    save_atomically(waveform_classifier(session.front_end, session.core), write_dir / model_files.MODEL_FILE)
+    return history
+
+
+def _save(
+    session: _Session, history: Any, model_dir: Path, records_dir: Path, records: RecordsInfo, dist: Distribution, validates: bool
+) -> TrainResult:
+    """The run's result; on the chief, kser_model.json beside model.keras and the backup removed."""
+    config = session.config
+    result = _result(model_dir, history.history, session.features_on, session.core.count_params(), config.monitor if validates else None)
     if not dist.is_chief:
         return result
-    manifest_sha = file_sha256(records_dir / MANIFEST_FILE)
     model_files.save_info(
         model_dir,
         model_files.ModelInfo(
             arch=config.arch,
-            label_names=tuple(label_names),
-            audio=audio,
-            features=front_end.feature_config,  # what model.keras's front end holds (the records' rate)
-            records_manifest_sha256=manifest_sha,
+            label_names=tuple(records.label_names),
+            audio=records.audio,
+            features=session.front_end.feature_config,  # what model.keras's front end holds (the records' rate)
+            records_manifest_sha256=file_sha256(records_dir / MANIFEST_FILE),
             records_dir=str(records_dir.resolve()),
             # The run itself is in RUN_CONFIG_FILE, once; how it was spread is not part of it.
-            extra={"features_on": features_on, "distribution": {"mode": dist.mode, "workers": dist.num_workers, "replicas": dist.replicas}},
+            extra={"features_on": session.features_on, "distribution": {"mode": dist.mode, "workers": dist.num_workers, "replicas": dist.replicas}},
         ),
     )
     shutil.rmtree(model_dir / _BACKUP_DIR, ignore_errors=True)
