@@ -338,10 +338,8 @@ def train(
     # Held until the run ends, taken before the slow imports and before anything is written or
     # cleared there: a second run into the same folder is refused at once (kser.locks).
     with dist.chief_holds(lambda: folder_lock(model_dir, "model directory")):
-        return _train_locked(
-            config, records_dir, model_dir, records, train_on, validate_on, dist, local_batch,
-            overwrite=overwrite, features=features, model_options=model_options, verbose=verbose,
-        )
+        request = _Request(config, records_dir, model_dir, records, train_on, validate_on, dist, local_batch, overwrite, features, model_options or {})
+        return _train_locked(request, verbose)
 
 
 @dataclasses.dataclass
@@ -360,64 +358,53 @@ class _Session:
     stop_on_non_finite: Any
 
 
-def _train_locked(
-    config: TrainConfig,
-    records_dir: Path,
-    model_dir: Path,
-    records: RecordsInfo,
-    train_on: Subset,
-    validate_on: Subset | None,
-    dist: Distribution,
-    local_batch: int,
-    *,
-    overwrite: bool,
-    features: FeatureConfig,
-    model_options: dict[str, Any] | None,
-    verbose: int | str,
-) -> TrainResult:
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """A checked :func:`train` call: what :func:`_setup` builds a session from."""
+
+    config: TrainConfig
+    records_dir: Path
+    model_dir: Path
+    records: RecordsInfo
+    train_on: Subset
+    validate_on: Subset | None
+    dist: Distribution
+    local_batch: int
+    overwrite: bool
+    features: FeatureConfig
+    model_options: dict[str, Any]
+
+
+def _train_locked(request: _Request, verbose: int | str) -> TrainResult:
     """:func:`train` past its cheap checks, with the model directory locked: set up, fit, save."""
     import keras
 
     # Workers other than the chief write nowhere persistent. They still save everything the chief
     # saves, into a scratch folder: under JAX, Keras's saving code can run cross-process
     # collectives, and a collective that one worker skips would hang the others.
-    write_dir = model_dir if dist.is_chief else Path(tempfile.mkdtemp(prefix=f"kser-worker{dist.worker_index}-"))
+    dist = request.dist
+    write_dir = request.model_dir if dist.is_chief else Path(tempfile.mkdtemp(prefix=f"kser-worker{dist.worker_index}-"))
     try:
-        session = _setup(
-            config, records_dir, model_dir, write_dir, records, train_on, validate_on, dist, local_batch,
-            overwrite=overwrite, features=features, model_options=model_options,
-        )
+        session = _setup(request, write_dir)
         history = _fit(session, write_dir, verbose)
     finally:
         keras.mixed_precision.set_global_policy("float32")
         if not dist.is_chief:
             shutil.rmtree(write_dir, ignore_errors=True)
-    return _save(session, history, model_dir, records_dir, records, dist, validates=validate_on is not None)
+    return _save(session, history, request)
 
 
-def _setup(
-    config: TrainConfig,
-    records_dir: Path,
-    model_dir: Path,
-    write_dir: Path,
-    records: RecordsInfo,
-    train_on: Subset,
-    validate_on: Subset | None,
-    dist: Distribution,
-    local_batch: int,
-    *,
-    overwrite: bool,
-    features: FeatureConfig,
-    model_options: dict[str, Any] | None,
-) -> _Session:
+def _setup(request: _Request, write_dir: Path) -> _Session:
     """Resolve the recipe, seed, build and compile the model, prepare the model directory (only
     once all of that worked) and open the datasets and callbacks."""
     import keras
 
     from kser.audio_frontend import front_end_for
 
+    records_dir, model_dir, records, dist = request.records_dir, request.model_dir, request.records, request.dist
+    train_on, validate_on, features, model_options = request.train_on, request.validate_on, request.features, request.model_options
     label_names = list(records.label_names)
-    config = resolve_config(config)
+    config = resolve_config(request.config)
     features_on = resolve_features_on(config.features_on)
     augment_config = config.augmentation if config.augment else None
     run = RunConfig(
@@ -440,7 +427,7 @@ def _setup(
         core = build_core(config.arch, len(label_names), front_end.output_feature_shape, model_options or {})
     # Only now, with every setting checked and the model built, is anything written: a failed
     # command never leaves a train_config.json that would refuse its corrected retry.
-    _prepare_model_dir(model_dir, run, overwrite, dist)
+    _prepare_model_dir(model_dir, run, request.overwrite, dist)
     if not dist.is_chief and (model_dir / _BACKUP_DIR).is_dir():  # resume from the chief's backup
         shutil.copytree(model_dir / _BACKUP_DIR, write_dir / _BACKUP_DIR)
     output = "waveforms" if features_on == "model" else "features"
@@ -448,7 +435,7 @@ def _setup(
     with dist.scope():
         model = build_training_model(core, front_end, augment_config, seed) if features_on == "model" else core
         uar = compile_for_training(model, config, steps)
-    common = dict(batch_size=local_batch, front_end=front_end, output=output)
+    common = dict(batch_size=request.local_batch, front_end=front_end, output=output)
     train_data = make_inputs(
         records_dir,
         train_on,
@@ -483,12 +470,11 @@ def _fit(session: _Session, write_dir: Path, verbose: int | str) -> Any:
     return history
 
 
-def _save(
-    session: _Session, history: Any, model_dir: Path, records_dir: Path, records: RecordsInfo, dist: Distribution, validates: bool
-) -> TrainResult:
+def _save(session: _Session, history: Any, request: _Request) -> TrainResult:
     """The run's result; on the chief, kser_model.json beside model.keras and the backup removed."""
-    config = session.config
-    result = _result(model_dir, history.history, session.features_on, session.core.count_params(), config.monitor if validates else None)
+    config, model_dir, records_dir, records, dist = session.config, request.model_dir, request.records_dir, request.records, request.dist
+    monitor = config.monitor if request.validate_on is not None else None
+    result = _result(model_dir, history.history, session.features_on, session.core.count_params(), monitor)
     if not dist.is_chief:
         return result
     model_files.save_info(
