@@ -9,6 +9,9 @@ DEMO_DIR  ?= demo
 DEMO_EPOCHS ?= 40
 PIP_FLAGS ?= -q --disable-pip-version-check
 PYTEST    ?= -q
+# The main and JAX suites spread over every core (pytest-xdist): most of their time is subprocesses
+# starting TensorFlow or JAX, which a second core runs side by side. XDIST= runs them in one process.
+XDIST     ?= -n auto
 # pip's notices on success (the editable install's build-backend warnings) go to VENV/pip.log,
 # shown whole only when pip fails: a new user's terminal shows kser, not its installer.
 QUIET_PIP = >> $(1)/pip.log 2>&1 || { cat $(1)/pip.log; exit 1; }
@@ -55,7 +58,7 @@ install-jax: $(BIN_JAX)/.installed
 test: test-main test-tfio test-jax
 
 test-main: install
-	$(BIN)/python -m pytest $(PYTEST) tests
+	$(BIN)/python -m pytest $(PYTEST) $(XDIST) tests
 
 test-tfio: install-tfio
 	$(BIN_TFIO)/python -c "import kser.tfio_support as t, sys; sys.exit(0 if t.tfio_available() else 'tensorflow-io kernels failed to load in $(VENV_TFIO)')"
@@ -65,7 +68,7 @@ test-tfio: install-tfio
 # the records are compared byte for byte with the main environment's build.
 test-jax: install install-jax
 	$(BIN_JAX)/python -c "import importlib.util as u, sys; sys.exit('TensorFlow is installed in $(VENV_JAX)' if u.find_spec('tensorflow') else 0)"
-	KERAS_BACKEND=jax KSER_REFERENCE_KSER=$(abspath $(BIN))/kser $(BIN_JAX)/python -m pytest $(PYTEST) tests/test_without_tensorflow.py
+	KERAS_BACKEND=jax KSER_REFERENCE_KSER=$(abspath $(BIN))/kser $(BIN_JAX)/python -m pytest $(PYTEST) $(XDIST) tests/test_without_tensorflow.py
 
 demo: install
 	$(BIN)/kser demo-data --out=$(DEMO_DIR)/audio
