@@ -31,7 +31,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from kser.config import DistributionConfig
@@ -227,6 +230,26 @@ class Distribution:
         import numpy as np
 
         return self._from_chief(int(np.random.default_rng().integers(0, 2**31 - 1)))
+
+    @contextlib.contextmanager
+    def write_dir(self, model_dir: Path) -> Iterator[Path]:
+        """Where this worker writes a run's files: ``model_dir`` on the chief; on any other worker
+        a scratch folder, deleted afterwards. Workers other than the chief still save everything
+        the chief saves: under JAX, Keras's saving code can run cross-process collectives, and a
+        collective that one worker skips would hang the others."""
+        if self.is_chief:
+            yield model_dir
+            return
+        scratch = Path(tempfile.mkdtemp(prefix=f"kser-worker{self.worker_index}-"))
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    @property
+    def share(self) -> tuple[int, int]:
+        """``(worker index, workers)``: which share of the training data this process reads."""
+        return self.worker_index, self.num_workers
 
     @contextlib.contextmanager
     def local(self) -> Iterator[None]:

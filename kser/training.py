@@ -15,7 +15,6 @@ import json
 import math
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -379,18 +378,12 @@ def _train_locked(request: _Request, verbose: int | str) -> TrainResult:
     """:func:`train` past its cheap checks, with the model directory locked: set up, fit, save."""
     import keras
 
-    # Workers other than the chief write nowhere persistent. They still save everything the chief
-    # saves, into a scratch folder: under JAX, Keras's saving code can run cross-process
-    # collectives, and a collective that one worker skips would hang the others.
-    dist = request.dist
-    write_dir = request.model_dir if dist.is_chief else Path(tempfile.mkdtemp(prefix=f"kser-worker{dist.worker_index}-"))
-    try:
-        session = _setup(request, write_dir)
-        history = _fit(session, write_dir, verbose)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-        if not dist.is_chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
+    with request.dist.write_dir(request.model_dir) as write_dir:  # workers other than the chief: a scratch folder
+        try:
+            session = _setup(request, write_dir)
+            history = _fit(session, write_dir, verbose)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
     return _save(session, history, request)
 
 
@@ -445,7 +438,7 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
         augment=augment_config if output == "features" else None,
         mixup_alpha=config.mixup_alpha,
         seed=dist.data_seed(seed),
-        worker=(dist.worker_index, dist.num_workers),
+        worker=dist.share,
         warn=_warn if dist.is_chief else None,
         **common,
     )
