@@ -37,6 +37,8 @@ flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs" + _RE
 flags.DEFINE_enum("monitor", None, list(MONITORS), "What early stopping and the best checkpoint watch" + _RECIPE + ".")
 flags.DEFINE_boolean("augment", None, "On-the-fly augmentation of the training split" + _RECIPE + ".")
 flags.DEFINE_enum("pitch_method", None, list(AUGMENT_PITCH_METHODS), "Pitch-shift augmentation: vocoder keeps the duration, resample changes the speed too" + _RECIPE + ".")
+flags.DEFINE_float("reverb_prob", None, "Share of training clips put in a simulated room (reverberation)" + _RECIPE + ".")
+flags.DEFINE_float("channel_prob", None, "Share of training clips passed through a random channel (band limit, tilt)" + _RECIPE + ".")
 flags.DEFINE_boolean("validate", True, "--novalidate: no validation clips (cross-validate: the validation fold's speakers train too); exactly --epochs epochs, no early stopping, the last weights kept.")
 flags.DEFINE_enum("features_on", _DEFAULTS.features_on, list(FEATURES_ON), "Where features are computed; auto = model on a GPU.")
 flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute (for GPUs).")
@@ -51,14 +53,21 @@ flags.DEFINE_list("devices", [], "mirrored: the devices to use, e.g. GPU:0,GPU:1
 FLAGS = flags.FLAGS
 
 
+_AUGMENT_FLAGS = ("pitch_method", "reverb_prob", "channel_prob")  # AugmentConfig fields with a flag
+
+
 def _augmentation() -> AugmentConfig | None:
     """The recipe's augmentation unless a flag changes it."""
-    if FLAGS.pitch_method is None:
+    changes = {name: FLAGS[name].value for name in _AUGMENT_FLAGS if FLAGS[name].value is not None}
+    if not changes:
         return None
     from kser.models import recipe
 
     base = RECIPES[FLAGS.recipe] if FLAGS.recipe else recipe(FLAGS.arch)
-    return dataclasses.replace(base.augmentation, pitch_method=FLAGS.pitch_method)
+    try:
+        return dataclasses.replace(base.augmentation, **changes)
+    except ValueError as error:  # a probability outside [0, 1]
+        raise KserError(str(error)) from None
 
 
 def train_config() -> TrainConfig:

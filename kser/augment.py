@@ -242,6 +242,54 @@ def shift_pitch(
     return _read_at(stretched, positions)
 
 
+def fft_convolve(waveforms: Any, kernels: Any) -> Any:
+    """Per-clip linear convolution ``waveforms[b] * kernels[b]``, cut to the input length
+    (``[batch, samples]`` and ``[batch, taps]``; one real FFT of ``samples + taps`` per signal)."""
+    samples, taps = _static_samples(waveforms), int(kernels.shape[-1])
+    size = samples + taps
+    x_real, x_imag = ops.rfft(ops.pad(waveforms, [[0, 0], [0, taps]]), size)
+    k_real, k_imag = ops.rfft(ops.pad(kernels, [[0, 0], [0, samples]]), size)
+    product = (x_real * k_real - x_imag * k_imag, x_real * k_imag + x_imag * k_real)
+    return ops.irfft(product, size)[:, :samples]
+
+
+def room_impulse_responses(noise: Any, rt60: Any, direct_to_reverb_db: Any, sample_rate: int) -> Any:
+    """Synthetic room impulse responses ``[batch, taps]``: a unit direct path, then Gaussian
+    ``noise`` decaying by 60 dB over ``rt60[b]`` seconds (Polack's model of a diffuse tail),
+    scaled so that the direct path carries ``direct_to_reverb_db[b]`` dB more energy than the tail."""
+    taps = int(noise.shape[-1])
+    seconds = ops.arange(taps, dtype="float32")[None, :] / float(sample_rate)
+    noise, rt60 = ops.cast(noise, "float32"), ops.cast(rt60, "float32")
+    direct_to_reverb_db = ops.cast(direct_to_reverb_db, "float32")
+    tail = noise * ops.exp(-math.log(1000.0) * seconds / ops.reshape(rt60, (-1, 1)))
+    tail = ops.concatenate([ops.zeros_like(tail[:, :1]), tail[:, 1:]], axis=1)
+    energy = ops.sum(tail * tail, axis=1, keepdims=True)
+    wanted = ops.power(10.0, -ops.reshape(direct_to_reverb_db, (-1, 1)) / 10.0)
+    tail = tail * ops.sqrt(wanted / ops.maximum(energy, 1e-12))
+    direct = ops.concatenate([ops.ones_like(tail[:, :1]), ops.zeros_like(tail[:, 1:])], axis=1)
+    return direct + tail
+
+
+def channel_response(samples: int, sample_rate: int, high_pass: Any, low_pass: Any, tilt_db: Any) -> Any:
+    """Gain per real-FFT bin ``[batch, samples // 2 + 1]`` of a random channel: soft high-pass and
+    low-pass edges at ``high_pass[b]`` / ``low_pass[b]`` Hz and a tilt of ``tilt_db[b]`` dB per
+    octave around 1 kHz (a microphone, a telephone line, a small loudspeaker)."""
+    hertz = ops.arange(samples // 2 + 1, dtype="float32")[None, :] * (float(sample_rate) / samples)
+    high_pass = ops.reshape(ops.cast(high_pass, "float32"), (-1, 1))
+    low_pass = ops.reshape(ops.cast(low_pass, "float32"), (-1, 1))
+    tilt_db = ops.cast(tilt_db, "float32")
+    edges = ops.sigmoid((hertz - high_pass) / (0.1 * high_pass + 20.0)) * ops.sigmoid((low_pass - hertz) / (0.05 * low_pass))
+    octaves = ops.log(ops.maximum(hertz, 50.0) / 1000.0) / math.log(2.0)
+    return edges * ops.power(10.0, ops.reshape(tilt_db, (-1, 1)) * octaves / 20.0)
+
+
+def filter_spectrum(waveforms: Any, gains: Any) -> Any:
+    """``waveforms`` through a zero-phase filter of per-bin ``gains`` (one real FFT and its inverse)."""
+    samples = _static_samples(waveforms)
+    real, imag = ops.rfft(waveforms, samples)
+    return ops.irfft((real * gains, imag * gains), samples)
+
+
 def range_mask(length: Any, starts: Any, widths: Any) -> Any:
     """Boolean ``[batch, length]``: True where ``starts[b, k] <= i < starts[b, k] + widths[b, k]``
     for any ``k`` (an iota compared against the ranges, no loop over the batch)."""
@@ -325,6 +373,10 @@ class WaveformAugment(_Augment):
     1. pitch (probability ``pitch_prob``): ``U(-s, s)`` semitones by ``shift_pitch`` with
        ``pitch_method`` (default ``"vocoder"``: duration kept; ``"resample"``: speed
        perturbation, tempo changes too). First, so that the noise added later stays white;
+    1b. room (``reverb_prob``): convolution with a synthetic room impulse response
+       (:func:`room_impulse_responses`: RT60 ``U(0.1, reverb_rt60)`` s, direct-to-reverberant
+       ratio ``U(0, 12)`` dB), then channel (``channel_prob``): a random band limit and tilt
+       (:func:`channel_response`), as a voice reaches a microphone and passes a line;
     2. gain (``gain_prob``): ``y * 10**(g / 20)``, ``g ~ U(-gain_db, gain_db)``;
     3. noise (``noise_prob``): the study's ``y + noise_level * U(0,1) * max(y) * N(0,1)``,
        ``max(y)`` the clip's peak after the gain (clipped at 0, as ``kser.waveform`` does),
@@ -334,6 +386,13 @@ class WaveformAugment(_Augment):
     for the whole batch and selected per clip (static shapes, no data-dependent branches), so
     the pitch shift costs the same whatever ``pitch_prob`` is (except 0: skipped).
     """
+
+    def __init__(self, config: AugmentConfig | None = None, seed: int | None = None, sample_rate: int = 16_000, **kwargs: Any) -> None:
+        super().__init__(config, seed=seed, **kwargs)
+        self.sample_rate = int(sample_rate)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "sample_rate": self.sample_rate}
 
     def call(self, waveforms: Any, training: bool | None = None) -> Any:
         config = self.augment_config
@@ -349,6 +408,22 @@ class WaveformAugment(_Augment):
             semitones = keras.random.uniform((batch,), -limit, limit, seed=seed)
             shifted = shift_pitch(x, semitones, max_semitones=limit, method=config.pitch_method)
             x = ops.where(apply[:, None], shifted, x)
+        if config.reverb_active:
+            apply = _coin(batch, config.reverb_prob, seed)
+            taps = min(num_samples, int(config.reverb_rt60 * self.sample_rate))
+            rt60 = keras.random.uniform((batch,), 0.1, config.reverb_rt60, seed=seed)
+            direct_to_reverb = keras.random.uniform((batch,), 0.0, 12.0, seed=seed)
+            noise = keras.random.normal((batch, taps), seed=seed)
+            rooms = room_impulse_responses(noise, rt60, direct_to_reverb, self.sample_rate)
+            x = ops.where(apply[:, None], fft_convolve(x, rooms), x)
+        if config.channel_active:
+            apply = _coin(batch, config.channel_prob, seed)
+            nyquist = self.sample_rate / 2.0
+            high_pass = keras.random.uniform((batch,), 0.0, 300.0, seed=seed)
+            low_pass = keras.random.uniform((batch,), min(3400.0, nyquist), nyquist, seed=seed)
+            tilt = keras.random.uniform((batch,), -config.channel_tilt_db, config.channel_tilt_db, seed=seed)
+            gains = channel_response(num_samples, self.sample_rate, high_pass, low_pass, tilt)
+            x = ops.where(apply[:, None], filter_spectrum(x, gains), x)
         if config.gain_active:
             apply = _coin(batch, config.gain_prob, seed)
             gain_db = keras.random.uniform((batch,), -config.gain_db, config.gain_db, seed=seed)

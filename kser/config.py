@@ -6,6 +6,7 @@ the records manifest stores them so that a build can be reproduced and resumed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any, Mapping
 
@@ -107,9 +108,20 @@ class FeatureConfig:
     num_frames: int | None = 300  # frames kept per clip; None keeps all
 
 
+ADDED_LATER = "added_later"  # field metadata: stored only when not at its default
+
+
 def to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a config dataclass (tuples become lists)."""
-    return dataclasses.asdict(config)
+    """A JSON-ready dict of a config dataclass, nested ones included. A field marked
+    ``metadata={ADDED_LATER: True}`` is left out at its default: stored settings (train_config.json,
+    cv_config.json) are compared whole on resume, so runs stored before it existed still match."""
+    result = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.metadata.get(ADDED_LATER) and value == field.default:
+            continue
+        result[field.name] = to_dict(value) if dataclasses.is_dataclass(value) else copy.deepcopy(value)
+    return result
 
 
 def omit_added_later(settings: Mapping[str, Any], added_later: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,13 +176,21 @@ class AugmentConfig:
     freq_mask_width: int = 8  # widths drawn in [0, freq_mask_width) mel bands
     time_masks: int = 2
     time_mask_width: int = 8  # widths drawn in [0, time_mask_width) frames
+    # Room and channel (issue 22; off by default until speaker CV and URDU say otherwise):
+    # reverberation by a synthetic room impulse response, RT60 ~ U(0.1, reverb_rt60) s ...
+    reverb_prob: float = dataclasses.field(default=0.0, metadata={ADDED_LATER: True})
+    reverb_rt60: float = dataclasses.field(default=0.6, metadata={ADDED_LATER: True})
+    # ... and a random channel: high-pass U(0, 300) Hz, low-pass U(3400, 8000) Hz (telephone to
+    # wideband), and a spectral tilt of U(-channel_tilt_db, channel_tilt_db) dB per octave around 1 kHz.
+    channel_prob: float = dataclasses.field(default=0.0, metadata={ADDED_LATER: True})
+    channel_tilt_db: float = dataclasses.field(default=3.0, metadata={ADDED_LATER: True})
 
     def __post_init__(self) -> None:
-        for name in ("noise_prob", "gain_prob", "pitch_prob", "specaugment_prob"):
+        for name in ("noise_prob", "gain_prob", "pitch_prob", "specaugment_prob", "reverb_prob", "channel_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
-        for name in ("noise_level", "gain_db", "pitch_semitones"):
+        for name in ("noise_level", "gain_db", "pitch_semitones", "channel_tilt_db"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.pitch_semitones <= 12:
@@ -179,6 +199,8 @@ class AugmentConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if not 0.1 <= self.reverb_rt60 <= 2.0:
+            raise ValueError(f"reverb_rt60 must be in [0.1, 2.0] s, got {self.reverb_rt60}")
         if self.pitch_method not in AUGMENT_PITCH_METHODS:
             raise ValueError(
                 f"pitch_method must be one of {AUGMENT_PITCH_METHODS}, got {self.pitch_method!r}"
@@ -205,8 +227,16 @@ class AugmentConfig:
         return self.enabled and self.specaugment_prob > 0 and masks
 
     @property
+    def reverb_active(self) -> bool:
+        return self.enabled and self.reverb_prob > 0
+
+    @property
+    def channel_active(self) -> bool:
+        return self.enabled and self.channel_prob > 0
+
+    @property
     def waveform_active(self) -> bool:
-        return self.noise_active or self.gain_active or self.pitch_active
+        return self.noise_active or self.gain_active or self.pitch_active or self.reverb_active or self.channel_active
 
     @property
     def active(self) -> bool:

@@ -60,7 +60,9 @@ def training_front_end(audio_front_end: Any, augment: AugmentConfig | None, seed
     spec = augment is not None and augment.specaugment_active
     return FrontEnd(
         waveform_augment=(
-            WaveformAugment(augment, seed=derived_seed(seed, WAVEFORM_AUGMENT_SEED_OFFSET), name="waveform_augment")
+            WaveformAugment(
+                augment, seed=derived_seed(seed, WAVEFORM_AUGMENT_SEED_OFFSET), sample_rate=audio_front_end.sample_rate, name="waveform_augment"
+            )
             if waveform
             else None
         ),

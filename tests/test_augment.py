@@ -20,7 +20,10 @@ from tests.cli_runner import run_under_jax
 from kser.augment import (  # noqa: E402
     SpecAugment,
     WaveformAugment,
+    channel_response,
+    fft_convolve,
     range_mask,
+    room_impulse_responses,
     resample_speed,
     shift_pitch,
     time_stretch,
@@ -350,7 +353,7 @@ def test_runs_under_jax_backend() -> None:
         rng = np.random.default_rng(0)
         y = rng.standard_normal((4, 16000)).astype("float32")
         f = (1 + rng.uniform(size=(4, 300, 64, 3))).astype("float32")
-        wave, spec = WaveformAugment(seed=1, pitch_prob=1.0), SpecAugment(seed=1)
+        wave, spec = WaveformAugment(seed=1, pitch_prob=1.0, reverb_prob=1.0, channel_prob=1.0), SpecAugment(seed=1)
         assert np.array_equal(np.asarray(wave(y)), y)
         a = np.asarray(wave(y, training=True))
         b = np.asarray(wave(y, training=True))
@@ -366,3 +369,54 @@ def test_runs_under_jax_backend() -> None:
     )
     result = run_under_jax(script)
     assert "ok" in result.stdout
+
+
+def test_fft_convolve_equals_numpy_convolution_cut_to_the_clip() -> None:
+    rng = np.random.default_rng(3)
+    x, k = rng.standard_normal((2, 300)).astype("float32"), rng.standard_normal((2, 40)).astype("float32")
+    ours = np.asarray(fft_convolve(x, k))
+    for row in range(2):
+        np.testing.assert_allclose(ours[row], np.convolve(x[row], k[row])[:300], atol=1e-4)
+
+
+def test_room_impulse_responses_have_a_unit_direct_path_the_asked_ratio_and_decay() -> None:
+    noise = np.random.default_rng(0).standard_normal((2, 8000)).astype("float32")
+    rooms = np.asarray(room_impulse_responses(noise, np.asarray([0.2, 0.5], "float32"), np.asarray([0.0, 10.0], "float32"), 16_000))
+    assert rooms[:, 0].tolist() == [1.0, 1.0]
+    tail_energy = (rooms[:, 1:] ** 2).sum(axis=1)
+    np.testing.assert_allclose(10 * np.log10(1.0 / tail_energy), [0.0, 10.0], atol=1e-3)
+    # 60 dB of decay over RT60: the tail's envelope 0.2 s in is ~1e-3 of its start (room 0).
+    start, later = np.abs(rooms[0, 1:160]).mean(), np.abs(rooms[0, 3200 - 80 : 3200 + 80]).mean()
+    assert 20 * np.log10(start / later) == pytest.approx(60, abs=6)
+
+
+def test_channel_response_band_limits_and_tilts() -> None:
+    gains = np.asarray(channel_response(16_000, 16_000, np.asarray([200.0, 0.0]), np.asarray([3400.0, 8000.0]), np.asarray([0.0, 6.0])))
+    hertz = np.arange(8001)  # 1 Hz per bin for one second at 16 kHz
+    assert gains[0, 1000] == pytest.approx(1.0, abs=0.02)  # the pass band of a telephone line
+    assert 20 * np.log10(gains[0, 50]) < -30 and gains[0, 6000] < 1e-6  # well below 200 Hz and above 3.4 kHz: gone
+    assert 20 * np.log10(gains[1, 2000] / gains[1, 1000]) == pytest.approx(6.0, abs=0.1)  # 6 dB per octave
+    assert hertz.size == gains.shape[1]
+
+
+def test_room_and_channel_augment_only_the_drawn_clips_and_only_in_training() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.standard_normal((6, 16_000)).astype("float32")
+    layer = WaveformAugment(dataclasses.replace(OFF, reverb_prob=0.5, channel_prob=0.5), seed=2)
+    assert np.array_equal(np.asarray(layer(y)), y)
+    out = np.asarray(layer(y, training=True))
+    changed = ~np.isclose(out, y, atol=1e-5).all(axis=1)
+    assert out.shape == y.shape and np.isfinite(out).all() and 0 < changed.sum() <= 6
+    restored = WaveformAugment.from_config(layer.get_config())
+    assert restored.sample_rate == 16_000 and restored.augment_config.reverb_prob == 0.5
+
+
+def test_room_and_channel_settings_are_stored_only_when_used() -> None:
+    """Runs stored before these settings existed resume: at their defaults they are not written."""
+    stored = to_dict(AugmentConfig())
+    assert not {"reverb_prob", "reverb_rt60", "channel_prob", "channel_tilt_db"} & set(stored)
+    assert from_dict(AugmentConfig, stored) == AugmentConfig()
+    used = to_dict(AugmentConfig(reverb_prob=0.5))
+    assert used["reverb_prob"] == 0.5 and from_dict(AugmentConfig, used).reverb_prob == 0.5
+    with pytest.raises(ValueError, match="reverb_prob must be a probability"):
+        AugmentConfig(reverb_prob=1.5)
