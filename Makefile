@@ -11,7 +11,7 @@ PIP_FLAGS ?= -q --disable-pip-version-check
 PYTEST    ?= -q
 # The main and JAX suites spread over every core (pytest-xdist): most of their time is subprocesses
 # starting TensorFlow or JAX, which a second core runs side by side. XDIST= runs them in one process.
-XDIST     ?= -n auto
+XDIST     ?= -n auto --dist worksteal
 # pip's notices on success (the editable install's build-backend warnings) go to VENV/pip.log,
 # shown whole only when pip fails: a new user's terminal shows kser, not its installer.
 QUIET_PIP = >> $(1)/pip.log 2>&1 || { cat $(1)/pip.log; exit 1; }

@@ -47,7 +47,7 @@ def ok(*args: str) -> subprocess.CompletedProcess:
 def records(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("no-tf")
     ok("demo-data", f"--out={root / 'audio'}", "--actors=6", "--sentences=2")
-    ok("build-records", f"--data_dir={root / 'audio'}", f"--output_dir={root / 'records'}", "--clip_seconds=1.0", "--min_shards=2")
+    ok("build-records", f"--data_dir={root / 'audio'}", f"--output_dir={root / 'records'}", "--clip_seconds=0.5", "--min_shards=2")
     return root / "records"
 
 
@@ -62,7 +62,7 @@ def test_the_build_is_byte_identical_to_a_tensorflow_environments(records, tmp_p
     env = {key: value for key, value in kser_env().items() if key != "PYTHONPATH"}
     result = subprocess.run(
         [reference, "build-records", f"--data_dir={records.parent / 'audio'}", f"--output_dir={tmp_path / 'records'}",
-         "--clip_seconds=1.0", "--min_shards=2"],
+         "--clip_seconds=0.5", "--min_shards=2"],
         env={**env, "KERAS_BACKEND": "tensorflow"}, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr
@@ -71,7 +71,7 @@ def test_the_build_is_byte_identical_to_a_tensorflow_environments(records, tmp_p
 
 def test_train_evaluate_and_tensorboard_without_tensorflow(records, tmp_path):
     model = tmp_path / "model"
-    trained = ok("train", "--arch=small", f"--records_dir={records}", f"--model_dir={model}", "--epochs=2", "--seed=0",
+    trained = ok("train", "--arch=small", f"--records_dir={records}", f"--model_dir={model}", "--epochs=1", "--seed=0",
                  f"--model_options={TINY}")
     assert "features in the model" in trained.stdout + trained.stderr
     info = json.loads((model / "kser_model.json").read_text())
