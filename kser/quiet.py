@@ -132,7 +132,9 @@ def quiet_native_imports() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not native_logs_wanted():
         # JAX logs each accelerator plugin it fails to find ("Unable to initialize backend 'tpu'")
-        # through Python logging, which absl prints at INFO.
+        # through Python logging, which absl prints at INFO; TensorFlow warns through it that
+        # each cross-validation fold's new model "triggered tf.function retracing", as it must.
         logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if not any(isinstance(finder, _QuietFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _QuietFinder())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,24 @@ def kser_env() -> dict[str, str]:
     return env
 
 
+# TensorFlow's, JAX's and CUDA's own lines, written to fd 2 by native code (issue 20).
+NATIVE_LINE = re.compile(
+    r"absl::InitializeLog|oneDNN|cudart_stub|cuInit|computation_placer|cpu_feature_guard|cuda_(dnn|blas|fft)|"
+    r"^[IWEF]\d{4} \d\d:\d\d:\d\d",
+    re.MULTILINE,
+)
+
+
 def run_kser(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(kser_command(*args), cwd=REPO, env=env or kser_env(), capture_output=True, text=True, timeout=timeout)
+    """``kser ARGS`` as a user runs it from a fresh shell (no TF_CPP_MIN_LOG_LEVEL, which this test
+    process may have set). Every run, whatever it tests, also proves that the command printed none of
+    TensorFlow's or JAX's native start-up lines (issue 20)."""
+    env = {key: value for key, value in (env or kser_env()).items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(kser_command(*args), cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    if env.get("KSER_NATIVE_LOGS") != "1" and not any(arg.startswith("--verbosity") for arg in args):
+        found = NATIVE_LINE.search(result.stderr)
+        assert found is None, f"kser {' '.join(args[:1])} printed a native library line: {found.group(0)!r}\n{result.stderr[-3000:]}"
+    return result
 
 
 def start_kser(*args: str) -> subprocess.Popen:

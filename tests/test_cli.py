@@ -1,6 +1,5 @@
 """The command line gives one clear line for bad input, never a traceback."""
 
-import re
 from pathlib import Path
 
 import pytest
@@ -78,37 +77,6 @@ def test_keras_draws_a_progress_bar_on_a_terminal_and_one_line_per_epoch_elsewhe
             return True
 
     assert fit_verbosity(Terminal()) == 1 and fit_verbosity(io.StringIO()) == 2
-
-
-# TensorFlow's, JAX's and CUDA's own lines, written to fd 2 by native code (issue 20).
-NATIVE_LINE = re.compile(
-    r"absl::InitializeLog|oneDNN|cudart_stub|cuInit|computation_placer|cpu_feature_guard|cuda_(dnn|blas|fft)|"
-    r"^[IWEF]\d{4} \d\d:\d\d:\d\d",
-    re.MULTILINE,
-)
-
-
-def test_no_command_prints_native_library_lines(tmp_path):
-    """Every command, run as a user runs it: TF_CPP_MIN_LOG_LEVEL unset, as in a fresh shell."""
-    from tests.cli_runner import kser_env
-
-    env = {key: value for key, value in kser_env().items() if key != "TF_CPP_MIN_LOG_LEVEL"}
-    audio, records, model, export = (tmp_path / name for name in ("audio", "records", "model", "export"))
-    tiny = ("--arch=small", f"--records_dir={records}", "--epochs=1", "--batch_size=8",
-            '--model_options={"conv_filters": [4, 8, 8], "proj_units": 16, "rnn_units": 8}')
-    commands = [
-        ("demo-data", f"--out={audio}", "--actors=6", "--sentences=1"),
-        ("build-records", f"--data_dir={audio}", f"--output_dir={records}", "--clip_seconds=1", "--workers=1"),
-        ("train", *tiny, f"--model_dir={model}"),
-        ("cross-validate", *tiny, f"--model_dir={tmp_path / 'cv'}", "--folds=2", "--novalidate", "--max_folds=1"),
-        ("evaluate", f"--model_dir={model}", f"--records_dir={records}"),
-        ("export", f"--model_dir={model}", f"--export_dir={export}"),
-        ("predict", f"--export_dir={export}", str(audio)),
-    ]
-    for command in commands:
-        result = run_kser(*command, env=env, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
-        assert not NATIVE_LINE.search(result.stderr), f"kser {command[0]}:\n{result.stderr}"
 
 
 def test_the_demo_predicts_one_held_out_clip_per_emotion_and_says_the_truth(tmp_path):

@@ -87,7 +87,7 @@ def test_train_evaluate_and_tensorboard_without_tensorflow(records, tmp_path):
     ok("evaluate", f"--model_dir={model}", f"--records_dir={records}", "--split=test")
     report = json.loads((model / "eval" / "report.json").read_text())
     assert report["clips"] > 0 and 0.0 <= report["uar"] <= 1.0
-    exported = run_kser("export", f"--model_dir={model}", f"--export_dir={tmp_path / 'export'}", timeout=600)
+    exported = run_kser("export", f"--model_dir={model}", f"--export_dir={tmp_path / 'export'}", "--window_hop_seconds=0.25", timeout=600)
     assert_one_line_error(exported, "kser[tensorflow]")
 
 
