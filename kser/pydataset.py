@@ -107,10 +107,12 @@ def mixup_batch(arrays: tuple[np.ndarray, ...], alpha: float, rng: np.random.Gen
     size = arrays[0].shape[0]
     lam = rng.beta(alpha, alpha, size).astype(np.float32)
     order = rng.permutation(size)
-    return tuple(
-        (lam.reshape((size,) + (1,) * (value.ndim - 1)) * value + (1 - lam.reshape((size,) + (1,) * (value.ndim - 1))) * value[order]).astype(value.dtype)
-        for value in arrays
-    )
+
+    def blend(value: np.ndarray) -> np.ndarray:
+        weight = lam.reshape((size,) + (1,) * (value.ndim - 1))
+        return (weight * value + (1 - weight) * value[order]).astype(value.dtype)
+
+    return tuple(blend(value) for value in arrays)
 
 
 class RecordsDataset(keras.utils.PyDataset):
