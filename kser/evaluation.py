@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -121,12 +121,14 @@ def evaluate(
     split: str | Subset = EVAL_SPLIT,
     output_dir: str | Path | None = None,
     batch_size: int = EVAL_BATCH_SIZE,
+    noise_snrs: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Score the trained model on ``split`` and write the report files; returns report.json's content.
 
     The records may hold fewer labels than the model knows (another corpus, ``--split=none``):
     labels are matched by name, ``classes_present`` lists the classes scored, and UAR and macro F1
-    average over those classes only.
+    average over those classes only. ``noise_snrs`` (dB) adds UAR under white noise and babble at
+    each (kser.robustness): ``robustness`` in the report and ``robustness.png``.
     """
     from kser.plots import confusion_matrix_png, training_curves_png
 
@@ -154,11 +156,41 @@ def evaluate(
         "manifest_sha256": file_sha256(records_dir / MANIFEST_FILE),
         "trained_on_manifest_sha256": info.records_manifest_sha256,
     }
+    if noise_snrs:
+        report["robustness"] = robustness(model, info, records_dir, subset, noise_snrs, batch_size)
     write_json(output / "report.json", report)
     write_text(output / "classification_report.txt", classification_report_text(metrics, digits=3) + "\n")
     confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), info.label_names, output / "confusion_matrix.png", title=f"{info.arch} on {subset.label}")
     training_curves_png(read_history(model_dir), output / "training_curves.png", title=info.arch)
+    if noise_snrs:
+        from kser.plots import robustness_png
+        from kser.robustness import NOISE_KINDS
+
+        robustness_png(
+            {kind: report["robustness"][kind] for kind in NOISE_KINDS}, report["uar"], output / "robustness.png",
+            title=f"{info.arch} on {subset.label} under noise",
+        )
     return report
+
+
+def robustness(
+    model: Any, info: model_files.ModelInfo, records_dir: Path, subset: Subset, snrs: Sequence[float], batch_size: int = EVAL_BATCH_SIZE
+) -> dict[str, Any]:
+    """UAR of ``model`` on ``subset``'s clips mixed with white noise and babble at each SNR (dB)."""
+    from kser.pydataset import read_clips
+    from kser.robustness import BABBLE_TALKERS, uar_under_noise
+
+    clips = read_clips(records_dir, subset)
+    to_model = label_mapping(info.label_names, list(read_records_info(records_dir).label_names), records_dir)
+
+    def predict(waveforms: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.asarray(model.predict_on_batch(waveforms[start : start + batch_size])) for start in range(0, len(waveforms), batch_size)])
+
+    table = uar_under_noise(
+        predict, clips.waveforms(np.arange(len(clips))), to_model[clips.labels], clips.speakers, snrs,
+        lambda labels, probabilities: metrics_for(labels, probabilities, info.label_names),
+    )
+    return {"snr_db": [float(snr) for snr in snrs], "babble_talkers": BABBLE_TALKERS, "seed": 0, **table}
 
 
 def summary_table(report: dict[str, Any]) -> str:
@@ -173,4 +205,11 @@ def summary_table(report: dict[str, Any]) -> str:
     lines.append(f"{'class':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
     for name, row in report["per_class"].items():
         lines.append(f"{name:<8}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9d}")
+    if "robustness" in report:
+        from kser.robustness import NOISE_KINDS
+
+        snrs = [f"{snr:g}" for snr in report["robustness"]["snr_db"]]
+        lines.append(f"UAR under noise ({' / '.join(snrs)} dB SNR; clean {report['uar']:.3f}):")
+        for kind in NOISE_KINDS:
+            lines.append(f"  {kind:<7} " + "  ".join(f"{report['robustness'][kind][snr]:.3f}" for snr in snrs))
     return "\n".join(lines)

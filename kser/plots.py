@@ -20,7 +20,7 @@ from kser.atomic import commit, temp_path_for
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.figure import Figure
 
-__all__ = ["confusion_matrix_png", "confusion_matrix_image", "training_curves_png"]
+__all__ = ["confusion_matrix_png", "confusion_matrix_image", "robustness_png", "training_curves_png"]
 
 # Candidate history keys, most specific first: Keras names accuracy after the metric given to compile().
 _ACCURACY_KEYS = ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "acc")
@@ -188,4 +188,25 @@ def training_curves_png(
     _plot_pair(loss_axes, data, ("loss",), "loss")
     if title:
         figure.suptitle(title)
+    return _save_png(figure, path)
+
+
+def robustness_png(
+    table: Mapping[str, Mapping[str, float]], clean_uar: float, path: str | os.PathLike, title: str | None = None, dpi: int = 120
+) -> Path:
+    """UAR against SNR, one line per noise (``{kind: {snr: uar}}``, kser.robustness), the clean
+    UAR as a dashed reference; higher SNR to the right. Returns the path."""
+    figure = _new_figure((6.0, 4.0), dpi)
+    axes = figure.subplots()
+    for kind, row in table.items():
+        snrs = sorted(row, key=float)
+        axes.plot([float(snr) for snr in snrs], [100 * row[snr] for snr in snrs], marker="o", label=kind)
+    axes.axhline(100 * clean_uar, linestyle="--", color="gray", label="clean")
+    axes.set_xlabel("SNR (dB)")
+    axes.set_ylabel("UAR (%)")
+    axes.set_ylim(0, 100)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    if title:
+        axes.set_title(title)
     return _save_png(figure, path)

@@ -9,7 +9,7 @@ import pytest
 from kser import model_dir as model_files
 from kser.config import AudioConfig, BuildConfig, RecordsConfig, SplitConfig, TrainConfig, to_dict
 from kser.errors import KserError
-from kser.evaluation import evaluate
+from kser.evaluation import evaluate, summary_table
 from kser.run_config import read_run_config
 from kser.training import train
 from tests.cli_runner import run_kser
@@ -177,6 +177,17 @@ def test_evaluate_writes_the_report_files(trained, records):
     assert saved["manifest_sha256"] == saved["trained_on_manifest_sha256"]
     assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "macro avg" in (out / "classification_report.txt").read_text()
+
+
+def test_evaluate_adds_uar_under_white_noise_and_babble(trained, records, tmp_path):
+    """At an SNR no model notices (100 dB) the noisy UAR is the clean one; the table and plot are written."""
+    report = evaluate(trained.model_dir, records, "test", output_dir=tmp_path / "eval", noise_snrs=(100.0, 0.0))
+    table = report["robustness"]
+    assert table["snr_db"] == [100.0, 0.0] and set(table["white"]) == set(table["babble"]) == {"100", "0"}
+    assert table["white"]["100"] == pytest.approx(report["uar"]) and table["babble"]["100"] == pytest.approx(report["uar"])
+    assert all(0.0 <= table[kind][snr] <= 1.0 for kind in ("white", "babble") for snr in ("100", "0"))
+    assert (tmp_path / "eval" / "robustness.png").stat().st_size > 0
+    assert "UAR under noise" in summary_table(report)
 
 
 def test_cli_train_and_evaluate_errors_are_one_line(tmp_path):
