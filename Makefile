@@ -24,30 +24,25 @@ TFIO_TESTS := tests/test_tfio.py tests/test_audio.py tests/test_build_records.py
 
 .PHONY: install install-tfio install-jax test test-main test-tfio test-jax demo bench bench-accuracy clean
 
+# One virtual environment: $(1) its folder, $(2) its pinned requirements, $(3) what it holds.
+define MAKE_VENV
+	@echo "installing $(3) into $(1) (a few minutes the first time; log: $(1)/pip.log)"
+	$(PYTHON) -m venv $(1)
+	@$(1)/bin/pip install $(PIP_FLAGS) --upgrade pip $(call QUIET_PIP,$(1))
+	@$(1)/bin/pip install $(PIP_FLAGS) -r $(2) $(call QUIET_PIP,$(1))
+	@$(1)/bin/pip install $(PIP_FLAGS) --no-deps -e . $(call QUIET_PIP,$(1))
+	touch $(1)/bin/.installed
+endef
+
 $(BIN)/.installed: setup.py pyproject.toml requirements/core.txt requirements/base.txt requirements/distributed.txt requirements/deploy.txt requirements/test.txt
-	@echo "installing kser and its pinned packages into $(VENV) (a few minutes the first time; log: $(VENV)/pip.log)"
-	$(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install $(PIP_FLAGS) --upgrade pip $(call QUIET_PIP,$(VENV))
-	@$(BIN)/pip install $(PIP_FLAGS) -r requirements/test.txt $(call QUIET_PIP,$(VENV))
-	@$(BIN)/pip install $(PIP_FLAGS) --no-deps -e . $(call QUIET_PIP,$(VENV))
-	touch $@
+	$(call MAKE_VENV,$(VENV),requirements/test.txt,kser and its pinned packages)
 
 $(BIN_TFIO)/.installed: setup.py pyproject.toml requirements/tfio.txt
-	@echo "installing kser and its pinned packages into $(VENV_TFIO) (a few minutes the first time; log: $(VENV_TFIO)/pip.log)"
-	$(PYTHON) -m venv $(VENV_TFIO)
-	@$(BIN_TFIO)/pip install $(PIP_FLAGS) --upgrade pip $(call QUIET_PIP,$(VENV_TFIO))
-	@$(BIN_TFIO)/pip install $(PIP_FLAGS) -r requirements/tfio.txt $(call QUIET_PIP,$(VENV_TFIO))
-	@$(BIN_TFIO)/pip install $(PIP_FLAGS) --no-deps -e . $(call QUIET_PIP,$(VENV_TFIO))
-	touch $@
+	$(call MAKE_VENV,$(VENV_TFIO),requirements/tfio.txt,kser and its pinned packages)
 
 # kser[jax] without TensorFlow: what a JAX-only machine gets.
 $(BIN_JAX)/.installed: setup.py pyproject.toml requirements/core.txt requirements/jax.txt requirements/distributed.txt
-	@echo "installing kser[jax], without TensorFlow, into $(VENV_JAX) (log: $(VENV_JAX)/pip.log)"
-	$(PYTHON) -m venv $(VENV_JAX)
-	@$(BIN_JAX)/pip install $(PIP_FLAGS) --upgrade pip $(call QUIET_PIP,$(VENV_JAX))
-	@$(BIN_JAX)/pip install $(PIP_FLAGS) -r requirements/jax.txt $(call QUIET_PIP,$(VENV_JAX))
-	@$(BIN_JAX)/pip install $(PIP_FLAGS) --no-deps -e . $(call QUIET_PIP,$(VENV_JAX))
-	touch $@
+	$(call MAKE_VENV,$(VENV_JAX),requirements/jax.txt,kser[jax] without TensorFlow)
 
 install: $(BIN)/.installed
 
