@@ -264,13 +264,12 @@ def _cross_validate_locked(
     pending = [run for run in runs if run.fold.index not in results]
     if parallel_folds > 1 and len(pending) > 1:
         results.update(_run_folds_in_parallel(pending, parallel_folds, cv.folds, log, **common))
-    for run in pending:
-        if run.fold.index in results:
-            continue
-        log(f"fold {run.fold.index}/{cv.folds}: test speakers {' '.join(run.fold.test)}, validation {' '.join(run.fold.validation) or 'none'}")
-        results[run.fold.index] = result = _run_fold(run, dist, verbose=verbose, **common)
-        if dist.is_chief:
-            log(_fold_line(result))
+    else:
+        for run in pending:
+            log(_start_line(run, cv.folds))
+            results[run.fold.index] = result = _run_fold(run, dist, verbose=verbose, **common)
+            if dist.is_chief:
+                log(_fold_line(result))
     results = [results[run.fold.index] for run in runs]
 
     report = _report(results, records, definition, command)
@@ -343,6 +342,11 @@ def _run_fold(
     return result
 
 
+def _start_line(run: _FoldRun, folds: int) -> str:
+    fold = run.fold
+    return f"fold {fold.index}/{folds}: test speakers {' '.join(fold.test)}, validation {' '.join(fold.validation) or 'none'}"
+
+
 def _fold_line(result: dict[str, Any]) -> str:
     return (
         f"fold {result['fold']}: accuracy {result['accuracy']:.4f}  UAR {result['uar']:.4f}  "
@@ -359,7 +363,7 @@ PARALLEL_GPU_MEMORY = 0.7
 def _run_folds_in_parallel(
     runs: list[_FoldRun], processes: int, folds: int, log: Callable[[str], None], **common: Any
 ) -> dict[int, dict[str, Any]]:
-    """Each fold in a process of its own, ``processes`` at a time, its output in ``fold-k/fold.log``.
+    """Each fold in a process of its own, ``processes`` at a time, its output in ``fold-k.log`` beside ``fold-k/``.
 
     Why processes: Keras keeps one model state per process, and several small models keep one GPU
     busier than one does. Under JAX each process preallocates an equal share of
@@ -376,7 +380,7 @@ def _run_folds_in_parallel(
     with concurrent.futures.ProcessPoolExecutor(min(processes, len(runs)), mp_context=context) as pool:
         futures = {}
         for run in runs:
-            log(f"fold {run.fold.index}/{folds}: test speakers {' '.join(run.fold.test)}, started in its own process (log: {fold_log(run.directory.parent, run.fold.index)})")
+            log(f"{_start_line(run, folds)}; started in its own process (log: {fold_log(run.directory.parent, run.fold.index)})")
             futures[pool.submit(_fold_process, run, common)] = run
         for future in concurrent.futures.as_completed(futures):
             try:

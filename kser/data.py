@@ -21,7 +21,7 @@ import numpy as np
 
 from kser.errors import KserError
 from kser.frontend import SHUFFLE_SEED_OFFSET, derived_seed
-from kser.input_plan import BALANCE_MODES, OUTPUTS, InputOptions, InputPlan, check_options, plan_inputs  # noqa: F401  (re-exported)
+from kser.input_plan import BALANCE_MODES, InputOptions, InputPlan, plan_inputs  # noqa: F401  (BALANCE_MODES re-exported)
 from kser.quiet import tensorflow
 from kser.records import MANIFEST_FILE as MANIFEST
 from kser.records import feature_spec, parse_example

@@ -178,7 +178,7 @@ def robustness(
 ) -> dict[str, Any]:
     """UAR of ``model`` on ``subset``'s clips mixed with white noise and babble at each SNR (dB)."""
     from kser.pydataset import read_clips
-    from kser.robustness import BABBLE_TALKERS, uar_under_noise
+    from kser.robustness import BABBLE_TALKERS, NOISE_SEED, uar_under_noise
 
     clips = read_clips(records_dir, subset)
     to_model = label_mapping(info.label_names, list(read_records_info(records_dir).label_names), records_dir)
@@ -190,7 +190,7 @@ def robustness(
         predict, clips.waveforms(np.arange(len(clips))), to_model[clips.labels], clips.speakers, snrs,
         lambda labels, probabilities: metrics_for(labels, probabilities, info.label_names),
     )
-    return {"snr_db": [float(snr) for snr in snrs], "babble_talkers": BABBLE_TALKERS, "seed": 0, **table}
+    return {"snr_db": [float(snr) for snr in snrs], "babble_talkers": BABBLE_TALKERS, "seed": NOISE_SEED, **table}
 
 
 def summary_table(report: dict[str, Any]) -> str:

@@ -49,4 +49,4 @@ def make_inputs(records_dir: str | Path, split: Any, *, steps: int | None = None
 
     options.pop("deterministic", None)  # a PyDataset is always in order
     options.pop("shuffle_buffer", None)  # it permutes whole epochs
-    return RecordsDataset(records_dir, split, steps=steps if options.get("worker", (0, 1))[1] > 1 else None, **options)
+    return RecordsDataset(records_dir, split, steps=steps, **options)

@@ -146,8 +146,11 @@ class RecordsDataset(keras.utils.PyDataset):
         self._members = np.arange(len(self.clips))
         if plan.per_example:
             self._members = self._members[plan.worker_index :: plan.worker_count]
-        clips_per_pass = split_size(plan.records, plan.subset, plan.balance) if not plan.endless else len(self._members)
-        self._steps = steps if steps is not None else -(-clips_per_pass // plan.batch_size)
+        if plan.endless and steps is not None:  # as many batches as the other workers yield
+            self._steps = steps
+        else:  # one pass
+            clips_per_pass = len(self._members) if plan.endless else split_size(plan.records, plan.subset, plan.balance)
+            self._steps = -(-clips_per_pass // plan.batch_size)
         self._pending = np.zeros(0, np.int64)
         self._iterated = False
         self._order = self._draw_epoch()

@@ -80,8 +80,10 @@ def tensorflow() -> ModuleType:
 
 
 def _caller_feature() -> str:
-    """What asked for TensorFlow, for the one-line error: the kser module two frames up."""
-    frame = sys._getframe(3)
+    """What asked for TensorFlow, for the one-line error: the first module outside this one."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
     module = frame.f_globals.get("__name__", "") if frame is not None else ""
     return module.replace("kser.", "kser's ", 1) if module.startswith("kser.") else "this command"
 

@@ -403,7 +403,7 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
     run = RunConfig(
         train=config,
         features=features,
-        model_options=model_options or {},
+        model_options=model_options,
         records_dir=str(records_dir.resolve()),
         label_names=tuple(label_names),
         train_on=train_on,
@@ -417,7 +417,7 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     front_end = front_end_for(records.audio, features)  # the records' sample rate, clip length and normalisation
     with dist.scope():
-        core = build_core(config.arch, len(label_names), front_end.output_feature_shape, model_options or {})
+        core = build_core(config.arch, len(label_names), front_end.output_feature_shape, model_options)
     # Only now, with every setting checked and the model built, is anything written: a failed
     # command never leaves a train_config.json that would refuse its corrected retry.
     _prepare_model_dir(model_dir, run, request.overwrite, dist)
