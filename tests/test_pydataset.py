@@ -96,3 +96,17 @@ def test_keras_fits_on_it_for_the_epochs_and_steps_asked(records):
     model.compile("adam", "categorical_crossentropy")
     history = model.fit(dataset, epochs=2, steps_per_epoch=len(dataset), verbose=0)
     assert len(history.history["loss"]) == 2 and dataset.epoch >= 2  # a fresh draw after each epoch
+
+
+def test_an_unknown_pipeline_or_tf_data_without_tensorflow_is_one_clear_error(records, monkeypatch):
+    import kser.inputs
+    from kser.errors import KserError
+    from kser.inputs import PIPELINE_ENV, make_inputs
+
+    monkeypatch.setenv(PIPELINE_ENV, "grain")
+    with pytest.raises(KserError, match="KSER_INPUT_PIPELINE='grain' is not a pipeline; choose one of tf.data, pydataset"):
+        make_inputs(records, "validation")
+    monkeypatch.setenv(PIPELINE_ENV, "tf.data")
+    monkeypatch.setattr(kser.inputs, "tensorflow_installed", lambda: False)  # as on a machine without it
+    with pytest.raises(KserError, match=r"needs TensorFlow: pip install 'kser\[tensorflow\]'"):
+        make_inputs(records, "validation")

@@ -12,7 +12,7 @@ from kser.errors import KserError
 from kser.evaluation import evaluate, summary_table
 from kser.run_config import read_run_config
 from kser.training import train
-from tests.cli_runner import run_kser
+from tests.cli_runner import assert_one_line_error, run_kser
 from tests.synthetic import write_crema_d
 from kser_tfrecords_builder import build_records
 
@@ -197,6 +197,9 @@ def test_cli_train_and_evaluate_errors_are_one_line(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr and "kser_model.json" in result.stderr
     result = run_kser("train", f"--records_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}", "--model_options={bad")
     assert result.returncode == 1 and "--model_options" in result.stderr
+    assert_one_line_error(
+        run_kser("evaluate", f"--records_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}", "--noise_snr=20,loud"), "--noise_snr takes numbers in dB"
+    )
 
 
 def test_a_killed_run_resumes_where_it_stopped(records, tmp_path, monkeypatch):
