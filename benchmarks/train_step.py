@@ -58,7 +58,6 @@ def bench_arch(arch: str, records: Path, steps: int) -> dict:
     import keras
 
     from kser.data import make_dataset
-    from kser.audio_frontend import front_end_for, waveform_classifier
     from kser.models import build
 
     tf = tensorflow()

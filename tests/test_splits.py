@@ -3,7 +3,6 @@
 import collections
 import random
 
-import numpy as np
 import pytest
 
 from kser.config import CREMA_D_EMOTIONS, SplitConfig
