@@ -24,18 +24,20 @@ TFIO_TESTS := tests/test_tfio.py tests/test_audio.py tests/test_build_records.py
 
 .PHONY: install install-tfio install-jax test test-main test-tfio test-jax demo bench bench-accuracy clean
 
-# One virtual environment: $(1) its folder, $(2) its pinned requirements, $(3) what it holds.
+# One virtual environment: $(1) its folder, $(2) its pinned requirements, $(3) what it holds,
+# $(4) optional requirements installed without their dependencies (requirements/hub.txt says why).
 define MAKE_VENV
 	@echo "installing $(3) into $(1) (a few minutes the first time; log: $(1)/pip.log)"
 	$(PYTHON) -m venv $(1)
 	@$(1)/bin/pip install $(PIP_FLAGS) --upgrade pip $(call QUIET_PIP,$(1))
 	@$(1)/bin/pip install $(PIP_FLAGS) -r $(2) $(call QUIET_PIP,$(1))
+	$(if $(4),@$(1)/bin/pip install $(PIP_FLAGS) --no-deps -r $(4) $(call QUIET_PIP,$(1)))
 	@$(1)/bin/pip install $(PIP_FLAGS) --no-deps -e . $(call QUIET_PIP,$(1))
 	touch $(1)/bin/.installed
 endef
 
-$(BIN)/.installed: setup.py pyproject.toml requirements/core.txt requirements/base.txt requirements/distributed.txt requirements/deploy.txt requirements/test.txt
-	$(call MAKE_VENV,$(VENV),requirements/test.txt,kser and its pinned packages)
+$(BIN)/.installed: setup.py pyproject.toml requirements/core.txt requirements/base.txt requirements/distributed.txt requirements/deploy.txt requirements/test.txt requirements/hub.txt
+	$(call MAKE_VENV,$(VENV),requirements/test.txt,kser and its pinned packages,requirements/hub.txt)
 
 $(BIN_TFIO)/.installed: setup.py pyproject.toml requirements/tfio.txt
 	$(call MAKE_VENV,$(VENV_TFIO),requirements/tfio.txt,kser and its pinned packages)

@@ -45,6 +45,9 @@ setup(
         "litert": LITERT,
         "onnx": ONNX,
         "deploy": LITERT + ONNX,
+        # --arch=whisper. On Linux keras-hub pulls tensorflow-text and with it the full `tensorflow`
+        # package; `pip install --no-deps -r requirements/hub.txt` keeps tensorflow-cpu (README).
+        "hub": ["keras-hub>=0.32"],
         "test": ["pytest>=8", "librosa>=0.10", "scikit-learn>=1.3"],
     },
     entry_points={"console_scripts": ["kser=kser_cli.main:run"]},

@@ -69,6 +69,25 @@ def uar_of(exported: Any, records_dir: Path, waveforms: np.ndarray, labels: np.n
     return 100 * metrics_for(y_true, probabilities, exported.label_names)["uar"]
 
 
+def time_artefact(export_dir: Path, runtime: str, calls: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Load seconds, then the median latency of one clip at batch 1 over ``calls`` (after a
+    warm-up call) through kser.predict's runtime, and the real-time factor."""
+    from kser.predict import load_exported
+
+    started = time.perf_counter()
+    exported = load_exported(export_dir, warmup=False, runtime=runtime)
+    load_s = time.perf_counter() - started
+    clip = rng.standard_normal(int(exported.metadata["clip_samples"])).astype(np.float32) * 0.1
+    exported.score(clip)  # warm-up: kernels initialised, graphs traced
+    latencies = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        exported.score(clip)
+        latencies.append(time.perf_counter() - started)
+    latency = statistics.median(latencies)
+    return {"exported": exported, "load_s": load_s, "latency_ms": 1000 * latency, "rtf": latency / float(exported.metadata["clip_seconds"])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_dir", help="a trained model directory (default: a random full-size small)")
@@ -80,7 +99,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from kser.export import export_saved_model
-    from kser.predict import load_exported
 
     work = Path(tempfile.mkdtemp(prefix="kser-deploy-"))
     model_dir = Path(args.model_dir) if args.model_dir else random_model_dir(work / "model")
@@ -99,24 +117,9 @@ def main() -> None:
     for name, fmt, quantize, runtime in ARTEFACTS:
         export_dir = work / name.replace(" ", "_").replace("(", "").replace(")", "")
         export_saved_model(model_dir, export_dir, formats=(fmt,), quantize=quantize)
-        started = time.perf_counter()
-        exported = load_exported(export_dir, warmup=False, runtime=runtime)
-        load_s = time.perf_counter() - started
-        clip = rng.standard_normal(int(exported.metadata["clip_samples"])).astype(np.float32) * 0.1
-        exported.score(clip)  # warm-up: kernels initialised, graphs traced
-        latencies = []
-        for _ in range(args.calls):
-            started = time.perf_counter()
-            exported.score(clip)
-            latencies.append(time.perf_counter() - started)
-        latency = statistics.median(latencies)
-        row = {
-            "artefact": name,
-            "size_mb": size_bytes(export_dir, fmt) / 1e6,
-            "load_s": load_s,
-            "latency_ms": 1000 * latency,
-            "rtf": latency / float(exported.metadata["clip_seconds"]),
-        }
+        timed = time_artefact(export_dir, runtime, args.calls, rng)
+        exported = timed.pop("exported")
+        row = {"artefact": name, "size_mb": size_bytes(export_dir, fmt) / 1e6, **timed}
         if clips is not None:
             row["uar"] = uar_of(exported, Path(args.records_dir), *clips)
         base = base or row

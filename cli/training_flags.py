@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 from absl import flags
 
@@ -45,6 +46,7 @@ flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute (for GPUs)
 flags.DEFINE_integer("seed", None, "Seed for weights, shuffling, oversampling and augmentation.")
 flags.DEFINE_boolean("deterministic", False, "Deterministic TensorFlow ops (slower; use with --seed).")
 flags.DEFINE_string("profile_batches", "", "Profile these steps in TensorBoard, e.g. 10,20.")
+flags.DEFINE_string("preset", None, "--arch=whisper: a keras-hub Whisper preset, by name (downloaded; needs internet) or a local preset folder.")
 flags.DEFINE_string("model_options", "", 'Builder overrides as JSON, e.g. \'{"rnn_units": 64}\'.')
 flags.DEFINE_boolean("overwrite", False, "Start again in model_dir, clearing what kser wrote there (also a resumable run with the same settings).")
 flags.DEFINE_enum("distribution", DistributionConfig.mode, list(DISTRIBUTION_MODES), "Data-parallel training: mirrored = several devices of this host (tf.distribute), multi_worker = several hosts from TF_CONFIG (keras.distribution on JAX), auto = multi_worker with a cluster, mirrored with several GPUs. --batch_size is the global batch.")
@@ -94,7 +96,17 @@ def train_config() -> TrainConfig:
         seed=FLAGS.seed,
         deterministic=FLAGS.deterministic,
         profile_batches=FLAGS.profile_batches,
+        preset=_preset(FLAGS.preset),
     )
+
+
+def _preset(value: str | None) -> str | None:
+    """A local preset folder as an absolute path (a resumed or cross-validated run finds it from
+    anywhere); a preset name as given."""
+    if not value:
+        return None
+    local = Path(value).expanduser()
+    return str(local.resolve()) if local.is_dir() else value
 
 
 def model_options() -> dict:

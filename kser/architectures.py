@@ -11,7 +11,11 @@ from __future__ import annotations
 BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "kser.models.small": ("small",),
     "kser.models.study": ("gru", "lstm", "lstm_ft", "attn_pool"),
+    "kser.models.encoder_head": ("whisper",),
 }
+
+# Architectures whose front end is a pretrained encoder loaded from --preset (kser.whisper).
+PRESET_ARCHITECTURES: tuple[str, ...] = ("whisper",)
 
 
 def builtin_architectures() -> list[str]:

@@ -69,8 +69,62 @@ def _feature_settings(features: FeatureConfig) -> dict[str, Any]:
     return settings
 
 
+class WaveformFrontEnd(keras.layers.Layer):
+    """What every model front end is: clip-long waveforms ``[batch, clip_samples]`` at
+    ``sample_rate`` -> the classifier's input (``output_feature_shape`` per clip).
+
+    Training, evaluation, export and predict see a front end only through this: its clip, its
+    output shape, ``with_dft`` (the exporters' portable spectrum) and ``describe`` (what
+    kser_model.json records). ``cacheable``: frozen and deterministic, so training may compute its
+    outputs once per clip (kser.feature_cache) instead of every epoch.
+    """
+
+    cacheable = False
+
+    def __init__(self, sample_rate: int, clip_samples: int, dft: str = "rfft", **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate < 1:
+            raise ValueError(f"sample_rate must be a positive whole number, got {sample_rate!r}")
+        if not isinstance(clip_samples, int) or isinstance(clip_samples, bool) or clip_samples < 1:
+            raise ValueError(f"clip_samples must be a positive whole number, got {clip_samples!r}")
+        if dft not in DFT_METHODS:
+            raise ValueError(f"dft must be one of {DFT_METHODS}, got {dft!r}")
+        self.sample_rate = sample_rate
+        self.clip_samples = clip_samples
+        self.dft = dft
+
+    def check_input_shape(self, input_shape: tuple[int | None, ...]) -> None:
+        if len(input_shape) != 2 or input_shape[-1] != self.clip_samples:
+            raise ValueError(
+                f"{self.name} takes waveforms [batch, {self.clip_samples}] ({self.clip_samples} samples at "
+                f"{self.sample_rate} Hz), got shape {tuple(input_shape)}"
+            )
+
+    @property
+    def output_feature_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], *self.output_feature_shape)
+
+    def with_dft(self, dft: str) -> "WaveformFrontEnd":
+        """The same front end (same weights) computing its spectrum another way."""
+        other = type(self).from_config({**self.get_config(), "dft": dft})
+        other.build((None, self.clip_samples))
+        other.set_weights(self.get_weights())
+        return other
+
+    def describe(self) -> dict[str, Any]:
+        """What kser_model.json says of this front end beyond the records' audio settings."""
+        return {"kind": "log_mel_deltas"}
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "sample_rate": self.sample_rate, "clip_samples": self.clip_samples, "dft": self.dft}
+
+
 @keras.saving.register_keras_serializable(package="kser")
-class AudioFrontEnd(keras.layers.Layer):
+class AudioFrontEnd(WaveformFrontEnd):
     """Clip-long waveforms at ``sample_rate`` -> [normalisation] -> log-mel, delta, delta-delta.
 
     ``silence_std`` None: no normalisation (records built with ``AudioConfig.normalize=False``).
@@ -88,20 +142,10 @@ class AudioFrontEnd(keras.layers.Layer):
         dft: str = "rfft",
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate < 1:
-            raise ValueError(f"sample_rate must be a positive whole number, got {sample_rate!r}")
-        if not isinstance(clip_samples, int) or isinstance(clip_samples, bool) or clip_samples < 1:
-            raise ValueError(f"clip_samples must be a positive whole number, got {clip_samples!r}")
-        if dft not in DFT_METHODS:
-            raise ValueError(f"dft must be one of {DFT_METHODS}, got {dft!r}")
+        super().__init__(sample_rate=sample_rate, clip_samples=clip_samples, dft=dft, **kwargs)
         settings = _feature_settings(features) if isinstance(features, FeatureConfig) else dict(features or {})
         settings.pop("sample_rate", None)
-        self.sample_rate = sample_rate
-        self.clip_samples = clip_samples
         self.silence_std = None if silence_std is None else float(silence_std)
-        self.dft = dft
         self.feature_config = FeatureConfig(sample_rate=sample_rate, **{
             name: tuple(value) if isinstance(value, list) else value for name, value in settings.items()
         })
@@ -111,11 +155,7 @@ class AudioFrontEnd(keras.layers.Layer):
         self.features = LogMelDeltas(self.feature_config, dft=dft, name="log_mel_deltas")
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        if len(input_shape) != 2 or input_shape[-1] != self.clip_samples:
-            raise ValueError(
-                f"{self.name} takes waveforms [batch, {self.clip_samples}] ({self.clip_samples} samples at "
-                f"{self.sample_rate} Hz), got shape {tuple(input_shape)}"
-            )
+        self.check_input_shape(input_shape)
         if self.normalization is not None:
             self.normalization.build(input_shape)
         self.features.build(input_shape)
@@ -125,27 +165,13 @@ class AudioFrontEnd(keras.layers.Layer):
         x = waveforms if self.normalization is None else self.normalization(waveforms)
         return self.features(x)
 
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return (input_shape[0], *self.output_feature_shape)
-
     @property
     def output_feature_shape(self) -> tuple[int, int, int]:
         """[frames, mels, 3] of one clip: the classifier's input shape."""
         return (output_frames(self.clip_samples, self.feature_config), self.feature_config.n_mels, 3)
 
-    def with_dft(self, dft: str) -> "AudioFrontEnd":
-        """The same front end computing its spectrum another way (a new, weightless layer)."""
-        return AudioFrontEnd(**{**self.get_config(), "dft": dft})
-
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "sample_rate": self.sample_rate,
-            "clip_samples": self.clip_samples,
-            "silence_std": self.silence_std,
-            "features": _feature_settings(self.feature_config),
-            "dft": self.dft,
-        }
+        return {**super().get_config(), "silence_std": self.silence_std, "features": _feature_settings(self.feature_config)}
 
 
 def front_end_for(audio: AudioConfig, features: FeatureConfig = FeatureConfig()) -> AudioFrontEnd:
@@ -160,7 +186,20 @@ def front_end_for(audio: AudioConfig, features: FeatureConfig = FeatureConfig())
     )
 
 
-def waveform_classifier(front_end: AudioFrontEnd, classifier: keras.Model, batch_size: int | None = None) -> keras.Model:
+def model_front_end(arch: str, preset: str | None, audio: AudioConfig, features: FeatureConfig = FeatureConfig()) -> WaveformFrontEnd:
+    """The front end a model of ``arch`` trains with on records prepared with ``audio``: a
+    pretrained encoder loaded from ``preset`` (kser.whisper) or, for the architectures that train
+    from scratch, :func:`front_end_for` with ``features``."""
+    from kser.architectures import PRESET_ARCHITECTURES
+
+    if arch in PRESET_ARCHITECTURES:
+        from kser.whisper import load_front_end
+
+        return load_front_end(preset or "", audio)
+    return front_end_for(audio, features)
+
+
+def waveform_classifier(front_end: WaveformFrontEnd, classifier: keras.Model, batch_size: int | None = None) -> keras.Model:
     """``waveform [batch, clip_samples] -> front_end -> classifier -> probabilities``, sharing the
     classifier's weights; ``batch_size`` static for converters that need it (LiteRT)."""
     waveform = keras.Input((front_end.clip_samples,), batch_size=batch_size, name=INPUT_NAME)
@@ -170,21 +209,21 @@ def waveform_classifier(front_end: AudioFrontEnd, classifier: keras.Model, batch
 
 def is_waveform_classifier(model: keras.Model) -> bool:
     """Whether ``model`` takes waveforms through its own front end (not a features-in classifier)."""
-    return any(isinstance(layer, AudioFrontEnd) for layer in model.layers)
+    return any(isinstance(layer, WaveformFrontEnd) for layer in model.layers)
 
 
-def front_end_of(model: keras.Model) -> AudioFrontEnd:
-    """The AudioFrontEnd inside a waveform classifier."""
-    found = [layer for layer in model.layers if isinstance(layer, AudioFrontEnd)]
+def front_end_of(model: keras.Model) -> WaveformFrontEnd:
+    """The front end (an AudioFrontEnd, or another WaveformFrontEnd) inside a waveform classifier."""
+    found = [layer for layer in model.layers if isinstance(layer, WaveformFrontEnd)]
     if len(found) != 1:
-        raise ValueError(f"{model.name} is not a kser waveform classifier: it holds {len(found)} AudioFrontEnd layers")
+        raise ValueError(f"{model.name} is not a kser waveform classifier: it holds {len(found)} front-end layers")
     return found[0]
 
 
 def classifier_of(model: keras.Model) -> keras.Model:
     """The features-in classifier inside a waveform classifier (the layer after its front end)."""
     front_end = front_end_of(model)
-    rest = [layer for layer in model.layers if not isinstance(layer, (keras.layers.InputLayer, AudioFrontEnd))]
+    rest = [layer for layer in model.layers if not isinstance(layer, (keras.layers.InputLayer, WaveformFrontEnd))]
     if len(rest) != 1:
         raise ValueError(f"{model.name} is not a kser waveform classifier: {len(rest)} layers follow {front_end.name}")
     return rest[0]

@@ -316,6 +316,18 @@ KSER_RECIPE = Recipe(
     epochs=60,
     patience=20,
 )
+# A head over a frozen pretrained encoder's cached frames (``--arch=whisper``): no augmentation
+# (the cache holds each clip's encoder output once), a short cosine schedule.
+ENCODER_HEAD_RECIPE = Recipe(
+    learning_rate=1e-3,
+    schedule="cosine",
+    warmup_epochs=2,
+    weight_decay=0.01,
+    label_smoothing=0.1,
+    augment=False,
+    epochs=30,
+    patience=10,
+)
 RECIPES: dict[str, Recipe] = {"study": STUDY_RECIPE, "study_ft": STUDY_FT_RECIPE, "kser": KSER_RECIPE}
 
 
@@ -374,6 +386,9 @@ class TrainConfig:
     seed: int | None = None
     deterministic: bool = False
     profile_batches: str = ""  # e.g. "10,20": TensorBoard profiler trace of those steps
+    # A pretrained encoder's keras-hub preset (a name, or a local folder) for the architectures that
+    # take one (kser.architectures.PRESET_ARCHITECTURES); a local folder is stored absolute.
+    preset: str | None = dataclasses.field(default=None, metadata={ADDED_LATER: True})
 
     def with_recipe(self, recipe: Recipe) -> "TrainConfig":
         """Every None recipe field filled in from ``recipe``; the result is validated like a Recipe."""

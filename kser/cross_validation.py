@@ -247,10 +247,15 @@ def _cross_validate_locked(
     )
     # Built once before anything is written: a bad --model_options value fails here, so the
     # corrected command is not refused as "other settings" by a cv_config.json left behind.
+    from kser.audio_frontend import model_front_end
+
     with dist.local():  # counted, not trained: no need for the workers to agree on its weights
-        model_cost = _model_cost(config.arch, records, features, model_options)
-    _clear_keras_state()
+        front_end = model_front_end(config.arch, config.preset, records.audio, features)
+        model_cost = _model_cost(config.arch, len(records.label_names), front_end, model_options)
     _prepare(model_dir, definition, overwrite, dist)
+    _cache_features(config, records_dir, front_end, dist, log)
+    del front_end
+    _clear_keras_state()
 
     runs = [_FoldRun(fold, dataclasses.replace(config, seed=base_seed + fold.index), fold_dir(model_dir, fold.index)) for fold in folds]
     for run in runs:
@@ -413,15 +418,29 @@ def _fold_process(run: _FoldRun, common: dict[str, Any]) -> dict[str, Any]:
         return _run_fold(run, Distribution(), verbose=2, **common)
 
 
-def _model_cost(arch: str, records: RecordsInfo, features: FeatureConfig, options: dict[str, Any] | None) -> dict[str, Any]:
+def _model_cost(arch: str, num_classes: int, front_end: Any, options: dict[str, Any] | None) -> dict[str, Any]:
     """Parameters and FLOPs per clip of the cross-validated model (built, not trained)."""
-    from kser.audio_frontend import front_end_for
     from kser.models import estimate_flops
     from kser.training import build_core
 
-    shape = front_end_for(records.audio, features).output_feature_shape
-    model = build_core(arch, len(records.label_names), shape, options or {})
-    return {"parameters": int(model.count_params()), "gflops_per_clip": round(estimate_flops(model) / 1e9, 4)}
+    model = build_core(arch, num_classes, front_end.output_feature_shape, options or {})
+    cost = {"parameters": int(model.count_params()), "gflops_per_clip": round(estimate_flops(model) / 1e9, 4)}
+    if hasattr(front_end, "macs"):  # a pretrained encoder: most of the compute, none of the trained parameters
+        cost["front_end_gflops_per_clip"] = round(2 * front_end.macs() / 1e9, 4)
+        cost["front_end_parameters"] = int(front_end.count_params())
+    return cost
+
+
+def _cache_features(config: TrainConfig, records_dir: Path, front_end: Any, dist: Distribution, log: Callable[[str], None]) -> None:
+    """A frozen encoder's outputs computed once here, before any fold (parallel ones included)
+    would compute them for itself; each fold's training then finds the cache."""
+    from kser.training import resolve_features_on
+
+    if not dist.is_chief or resolve_features_on(config.features_on, front_end.cacheable) != "cache":
+        return
+    from kser.feature_cache import cache_folder, ensure_cache
+
+    ensure_cache(cache_folder(records_dir), records_dir, front_end, log)
 
 
 def _epochs(directory: Path) -> int:

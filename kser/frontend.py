@@ -57,7 +57,9 @@ def training_front_end(audio_front_end: Any, augment: AugmentConfig | None, seed
 
     augment = augment if augment is not None and augment.active else None
     waveform = augment is not None and augment.waveform_active
-    spec = augment is not None and augment.specaugment_active
+    # SpecAugment masks [frames, mels, 3] features; another front end's output (a pretrained
+    # encoder's frames) is not a spectrogram.
+    spec = augment is not None and augment.specaugment_active and len(audio_front_end.output_feature_shape) == 3
     return FrontEnd(
         waveform_augment=(
             WaveformAugment(

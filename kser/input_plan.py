@@ -41,6 +41,8 @@ class InputOptions:
     training batch with a shuffled copy of itself (inputs, one-hot labels and weights alike),
     ``lambda ~ Beta(alpha, alpha)`` per clip. ``worker=(index, count)``: a training dataset reads
     only worker ``index``'s share and yields full batches from an endless stream.
+    ``feature_cache``: a kser.feature_cache file holding ``front_end``'s outputs for these records;
+    the features are read from it instead of computed (no augmentation can act on them then).
     """
 
     batch_size: int = 32
@@ -53,6 +55,7 @@ class InputOptions:
     one_hot: bool = True
     mixup_alpha: float = 0.0
     worker: tuple[int, int] = (0, 1)
+    feature_cache: Path | None = None
 
 
 BALANCE_MODES = ("none", "oversample", "weights")
@@ -81,6 +84,7 @@ class InputPlan:
     worker_index: int
     worker_count: int  # > 1 only for a training dataset of a multi-worker run
     per_example: bool  # every worker reads every file and keeps one clip in worker_count
+    feature_cache: Path | None  # features read from this file (kser.feature_cache), not computed
 
     @property
     def endless(self) -> bool:
@@ -125,7 +129,12 @@ def plan_inputs(
         shards = shards if per_example else mine
     balance = options.balance if training else "none"
     stages: tuple[tuple[Any, bool], ...] = ()
-    if options.output == "features":
+    if options.feature_cache is not None:
+        if options.output != "features":
+            raise KserError("a feature cache gives features; it cannot give waveforms")
+        if training and options.augment is not None and options.augment.active:
+            raise KserError("augmentation changes a clip's features every epoch, which a feature cache cannot hold")
+    elif options.output == "features":
         from kser.audio_frontend import front_end_for
         from kser.frontend import training_front_end
 
@@ -150,4 +159,5 @@ def plan_inputs(
         worker_index=index,
         worker_count=count,
         per_example=per_example,
+        feature_cache=None if options.feature_cache is None else Path(options.feature_cache),
     )

@@ -39,8 +39,9 @@ def make_inputs(records_dir: str | Path, split: Any, *, steps: int | None = None
 
     ``steps``: batches per epoch of an endless training dataset for ``model.fit`` (tf.data repeats
     its dataset; the PyDataset draws each epoch itself). Evaluation data is one pass either way.
+    Cached features (``feature_cache``) are held in memory and read by the PyDataset.
     """
-    if input_pipeline() == "tf.data":
+    if options.get("feature_cache") is None and input_pipeline() == "tf.data":
         from kser.data import make_dataset
 
         dataset = make_dataset(records_dir, split, **options)

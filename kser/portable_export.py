@@ -28,7 +28,7 @@ from typing import Any
 import keras
 
 from kser.audio_frontend import with_dft
-from kser.export_formats import INPUT_NAME, LITERT, LITERT_BATCH, ONNX, OUTPUT_NAME, PORTABLE_FILES, QUANTIZATIONS, portable
+from kser.export_formats import INPUT_NAME, LITERT, LITERT_BATCH, OUTPUT_NAME, PORTABLE_FILES, QUANTIZATIONS, portable
 
 
 def portable_model(model: keras.Model, batch_size: int | None = None) -> keras.Model:
@@ -76,8 +76,35 @@ def export_litert(model: keras.Model, path: str | Path, quantize: str = "none") 
     return Path(path)
 
 
+def _convert_erfc_to_onnx() -> None:
+    """Teach tf2onnx TensorFlow's Erfc, as ``1 - Erf(x)`` (ONNX has Erf, no Erfc).
+
+    Why: the exact GELU (``tf.nn.gelu(approximate=False)``, Whisper's activation) is written with
+    Erfc, which tf2onnx 1.17 has no handler for. Registered once, only where none exists."""
+    import numpy as np
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    if any("Erfc" in handlers for handlers in tf_op.get_opsets().get("", [])):
+        return
+
+    class Erfc:
+        @classmethod
+        def version_9(cls, ctx: Any, node: Any, **kwargs: Any) -> None:
+            source, output, name = node.input[0], node.output[0], node.name
+            shapes, dtypes = node.output_shapes, node.output_dtypes
+            dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(source))
+            one = ctx.make_const(utils.make_name("erfc_one"), np.array(1.0, dtype=dtype))
+            ctx.remove_node(name)
+            erf = ctx.make_node("Erf", [source], op_name_scope=name, name="erf")
+            ctx.make_node("Sub", [one.output[0], erf.output[0]], outputs=[output], name=name, shapes=shapes, dtypes=dtypes)
+
+    tf_op("Erfc")(Erfc)
+
+
 def export_onnx(model: keras.Model, path: str | Path) -> Path:
     """``model`` as an ONNX graph of standard ops (tf2onnx under Keras's TensorFlow backend)."""
+    _convert_erfc_to_onnx()
     _named(model).export(str(path), format="onnx", input_signature=_signature(model), verbose=False)
     return Path(path)
 

@@ -48,8 +48,10 @@ class Clips:
         return int(self.labels.size)
 
     def waveforms(self, indices: np.ndarray) -> np.ndarray:
-        """float32 ``[len(indices), samples]``, exactly tf.data's ``cast(raw) * scale``."""
-        return self.stored[indices].astype(np.float32) * self.scales[indices, None]
+        """float32 ``[len(indices), samples]``, exactly tf.data's ``cast(raw) * scale`` (or the
+        cached features ``[len(indices), ...]`` that replaced them, see RecordsDataset)."""
+        scales = self.scales[indices].reshape((-1,) + (1,) * (self.stored.ndim - 1))
+        return self.stored[indices].astype(np.float32) * scales
 
 
 def read_clips(
@@ -143,6 +145,11 @@ class RecordsDataset(keras.utils.PyDataset):
         self.seed = plan.seed
         self.epoch = 0
         self.clips = read_clips(plan.records_dir, plan.subset, plan.records, shards=plan.shards)
+        if plan.feature_cache is not None:  # the front end's outputs instead of the waveforms
+            from kser.feature_cache import cached_features
+
+            features = cached_features(plan.feature_cache, self.clips.clip_ids)
+            self.clips = dataclasses.replace(self.clips, stored=features, scales=np.ones(len(features), np.float32))
         self._members = np.arange(len(self.clips))
         if plan.per_example:
             self._members = self._members[plan.worker_index :: plan.worker_count]

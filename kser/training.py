@@ -47,11 +47,13 @@ class TrainResult:
     parameters: int
 
 
-def resolve_features_on(value: str) -> str:
+def resolve_features_on(value: str, cacheable: bool = False) -> str:
     """'auto' -> 'model' when TensorFlow sees a GPU (features on the device), else 'pipeline'.
 
     Under another Keras backend (JAX, for multi-worker training) the feature and augmentation
-    layers cannot run inside tf.data, so they are always in the model.
+    layers cannot run inside tf.data, so they are always in the model. A ``cacheable`` front end
+    (a frozen pretrained encoder) gives 'cache' for 'auto' and 'pipeline': its outputs are
+    computed once per clip (kser.feature_cache); 'model' runs it every step.
     """
     import keras
 
@@ -59,6 +61,8 @@ def resolve_features_on(value: str) -> str:
 
     if value not in FEATURES_ON:
         raise KserError(f"unknown --features_on {value!r}; choose one of {', '.join(FEATURES_ON)}")
+    if cacheable:
+        return "model" if value == "model" else "cache"
     if not features_can_run_in_tf_data():
         if value == "pipeline":
             raise KserError(f"--features_on=pipeline needs Keras's TensorFlow backend; under {keras.backend.backend()!r} features are computed in the model")
@@ -146,6 +150,12 @@ def check_config(config: TrainConfig) -> None:
         raise KserError("--profile_batches uses TensorFlow's profiler: pip install 'kser[tensorflow]'")
     if config.balance not in BALANCE_MODES:
         raise KserError(f"unknown balance mode {config.balance!r}; choose one of {', '.join(BALANCE_MODES)}")
+    from kser.architectures import PRESET_ARCHITECTURES
+
+    if config.arch in PRESET_ARCHITECTURES and not config.preset:
+        raise KserError(f"--arch={config.arch} needs --preset: a keras-hub preset name or a local preset folder")
+    if config.preset and config.arch not in PRESET_ARCHITECTURES:
+        raise KserError(f"--preset is for --arch={' or '.join(PRESET_ARCHITECTURES)}; --arch={config.arch} trains from scratch")
 
 
 def profile_steps(config: TrainConfig) -> tuple[int, ...] | int:
@@ -392,14 +402,20 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
     once all of that worked) and open the datasets and callbacks."""
     import keras
 
-    from kser.audio_frontend import front_end_for
+    from kser.audio_frontend import model_front_end
 
     records_dir, model_dir, records, dist = request.records_dir, request.model_dir, request.records, request.dist
     train_on, validate_on, features, model_options = request.train_on, request.validate_on, request.features, request.model_options
     label_names = list(records.label_names)
     config = resolve_config(request.config)
-    features_on = resolve_features_on(config.features_on)
+    front_end = model_front_end(config.arch, config.preset, records.audio, features)  # the records' rate, clip and normalisation
+    features_on = resolve_features_on(config.features_on, front_end.cacheable)
     augment_config = config.augmentation if config.augment else None
+    if features_on == "cache" and augment_config is not None and augment_config.active:
+        raise KserError(
+            f"--augment changes {config.arch}'s encoder input every epoch, which its feature cache cannot hold; "
+            "pass --noaugment, or --features_on=model to run the encoder every step"
+        )
     run = RunConfig(
         train=config,
         features=features,
@@ -415,7 +431,6 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
     if config.deterministic and keras.backend.backend() == "tensorflow":
         tensorflow().config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
-    front_end = front_end_for(records.audio, features)  # the records' sample rate, clip length and normalisation
     with dist.scope():
         core = build_core(config.arch, len(label_names), front_end.output_feature_shape, model_options)
     # Only now, with every setting checked and the model built, is anything written: a failed
@@ -424,11 +439,16 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
     if not dist.is_chief and (model_dir / _BACKUP_DIR).is_dir():  # resume from the chief's backup
         shutil.copytree(model_dir / _BACKUP_DIR, write_dir / _BACKUP_DIR)
     output = "waveforms" if features_on == "model" else "features"
+    cache = None
+    if features_on == "cache":
+        from kser.feature_cache import cache_folder, ensure_cache
+
+        cache = ensure_cache(cache_folder(records_dir), records_dir, front_end, _say if dist.is_chief else None)
     steps = math.ceil(split_size(records, train_on, config.balance) / config.batch_size)
     with dist.scope():
         model = build_training_model(core, front_end, augment_config, seed) if features_on == "model" else core
         uar = compile_for_training(model, config, steps)
-    common = dict(batch_size=request.local_batch, front_end=front_end, output=output)
+    common = dict(batch_size=request.local_batch, front_end=front_end, output=output, feature_cache=cache)
     train_data = make_inputs(
         records_dir,
         train_on,
@@ -480,7 +500,11 @@ def _save(session: _Session, history: Any, request: _Request) -> TrainResult:
             records_manifest_sha256=file_sha256(records_dir / MANIFEST_FILE),
             records_dir=str(records_dir.resolve()),
             # The run itself is in RUN_CONFIG_FILE, once; how it was spread is not part of it.
-            extra={"features_on": session.features_on, "distribution": {"mode": dist.mode, "workers": dist.num_workers, "replicas": dist.replicas}},
+            extra={
+                "features_on": session.features_on,
+                "distribution": {"mode": dist.mode, "workers": dist.num_workers, "replicas": dist.replicas},
+                "front_end": session.front_end.describe(),
+            },
         ),
     )
     shutil.rmtree(model_dir / _BACKUP_DIR, ignore_errors=True)
@@ -489,6 +513,10 @@ def _save(session: _Session, history: Any, request: _Request) -> TrainResult:
 
 def _warn(message: str) -> None:
     print(f"kser: warning: {message}", file=sys.stderr)
+
+
+def _say(message: str) -> None:
+    print(f"kser: {message}", file=sys.stderr)
 
 
 def _result(model_dir: Path, history: dict[str, list[float]], features_on: str, parameters: int, monitor: str | None) -> TrainResult:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -23,6 +22,7 @@ from kser.models import AttentionPooling
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 TINY_INPUT = (20, 16, 3)
+TINY_ENCODER_INPUT = (20, 16)  # a pretrained encoder's frames x width (models.input_rank 2)
 
 # Tiny widths per architecture, so that forward passes, saving and fitting take milliseconds.
 TINY: dict[str, dict] = {
@@ -31,6 +31,7 @@ TINY: dict[str, dict] = {
     "lstm_ft": dict(conv_filters=(4, 8), rnn_units=8, num_heads=2, key_dim=4, head_units=8),
     "attn_pool": dict(conv_filters=(4, 8), rnn_units=8, head_units=8),
     "small": dict(conv_filters=(4, 8, 8), proj_units=8, rnn_units=4),
+    "whisper": dict(hidden_units=8),
 }
 
 # (total, trainable, non-trainable) from the study's Keras summaries; attn_pool is the lstm trunk with
@@ -66,12 +67,16 @@ def _weight_count(weights) -> int:
     return sum(int(np.prod(w.shape)) for w in weights)
 
 
+def _tiny_input(arch: str) -> tuple[int, ...]:
+    return TINY_INPUT if models.input_rank(arch) == 3 else TINY_ENCODER_INPUT
+
+
 def _tiny(arch: str, num_classes: int = 4, **extra) -> keras.Model:
-    return models.build(arch, num_classes=num_classes, input_shape=TINY_INPUT, **{**TINY.get(arch, {}), **extra})
+    return models.build(arch, num_classes=num_classes, input_shape=_tiny_input(arch), **{**TINY.get(arch, {}), **extra})
 
 
-def _batch(n: int = 2, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(n, *TINY_INPUT)).astype("float32")
+def _batch(n: int = 2, seed: int = 0, arch: str = "small") -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, *_tiny_input(arch))).astype("float32")
 
 
 def test_registry_lists_every_architecture():
@@ -177,7 +182,7 @@ def test_flop_estimate_of_attention_matches_hand_count():
 @pytest.mark.parametrize("arch", models.available_architectures())
 def test_tiny_forward_gives_probabilities(arch):
     model = _tiny(arch, num_classes=4)
-    probabilities = keras.ops.convert_to_numpy(model(_batch(3), training=False))
+    probabilities = keras.ops.convert_to_numpy(model(_batch(3, arch=arch), training=False))
     assert probabilities.shape == (3, 4)
     assert np.all(probabilities >= 0)
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
@@ -222,7 +227,7 @@ def test_save_load_round_trip(arch, extra, tmp_path):
     """Every architecture (MultiHeadAttention and kser's own layers included) survives ``.keras``:
     same outputs, and a JSON-serialisable configuration that reloads unchanged."""
     model = _tiny(arch, **extra)
-    x = _batch(2)
+    x = _batch(2, arch=arch)
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     path = tmp_path / f"{arch}.keras"
     model.save(path)
@@ -257,8 +262,9 @@ def test_every_architecture_runs_under_jax(tmp_path):
         tiny = {TINY!r}
         x = np.random.default_rng(0).normal(size=(2, *{TINY_INPUT!r})).astype("float32")
         for arch in models.available_architectures():
-            model = models.build(arch, num_classes=4, input_shape={TINY_INPUT!r}, **tiny.get(arch, {{}}))
-            p = keras.ops.convert_to_numpy(model(x, training=False))
+            shape = {TINY_INPUT!r} if models.input_rank(arch) == 3 else {TINY_ENCODER_INPUT!r}
+            model = models.build(arch, num_classes=4, input_shape=shape, **tiny.get(arch, {{}}))
+            p = keras.ops.convert_to_numpy(model(x.reshape(2, *shape) if len(shape) == 3 else x[..., 0], training=False))
             assert p.shape == (2, 4) and np.allclose(p.sum(-1), 1.0, atol=1e-5), arch
         for arch in ("small", "attn_pool"):
             model = models.build(arch, num_classes=4, input_shape={TINY_INPUT!r}, **tiny[arch])

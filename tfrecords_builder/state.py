@@ -20,6 +20,7 @@ from kser import atomic
 from kser.config import BuildConfig, omit_added_later, to_dict
 from kser.errors import KserError
 from kser.layouts import ClipSource
+from kser.feature_cache import CACHE_DIR
 from kser.records import MANIFEST_FILE as MANIFEST
 from kser.records import SHARD_SUFFIX, file_sha256
 from kser.settings_diff import describe_differences
@@ -46,7 +47,7 @@ def fingerprint(config: BuildConfig, clips: list[ClipSource]) -> dict[str, Any]:
 
 def _is_own(path: Path) -> bool:
     """Whether ``path``, in an output directory, is something build-records writes."""
-    return path.name in (MANIFEST, STATE_DIR) or path.suffix == SHARD_SUFFIX
+    return path.name in (MANIFEST, STATE_DIR, CACHE_DIR) or path.suffix == SHARD_SUFFIX  # a feature cache is of the old records
 
 
 def prepare_output_dir(output: Path, expected: dict[str, Any], overwrite: bool) -> bool:

@@ -1,7 +1,8 @@
 """Model builders: ``kser.models.build(arch, num_classes, input_shape, **overrides)``.
 
 Every model maps [batch, frames, mel bands, 3] features (log-mel, delta, delta-delta; the feature
-front-end is not part of the model) to softmax class probabilities, uses only Keras layers and
+front-end is not part of the model), or for ``whisper`` a pretrained encoder's [batch, frames,
+width] (``input_rank``), to softmax class probabilities, uses only Keras layers and
 ``keras.ops`` (so it runs on the TensorFlow and JAX backends), and saves to / loads from ``.keras``.
 
 Architectures: ``gru``, ``lstm``, ``lstm_ft`` and ``attn_pool`` reproduce the reference study;
@@ -16,6 +17,7 @@ from kser.models.registry import (
     available_architectures,
     build,
     builder_options,
+    input_rank,
     recipe,
     register,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "builtin_architectures",
     "build",
     "builder_options",
+    "input_rank",
     "recipe",
     "estimate_flops",
     "estimate_macs",

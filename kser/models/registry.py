@@ -17,17 +17,19 @@ Builder = Callable[..., keras.Model]
 
 _REGISTRY: dict[str, Builder] = {}
 _RECIPES: dict[str, Recipe] = {}
+_INPUT_RANKS: dict[str, int] = {}
 
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (300, 64, 3)  # (frames, mel bands, log-mel/delta/delta-delta)
 DEFAULT_NUM_CLASSES: int = 6
 
 
-def register(name: str, recipe: Recipe) -> Callable[[Builder], Builder]:
+def register(name: str, recipe: Recipe, input_rank: int = 3) -> Callable[[Builder], Builder]:
     """Decorator that records ``builder`` under ``name`` with the training ``recipe`` it comes with.
 
     A builder has the signature ``builder(num_classes, input_shape, *, <overridable keyword options>)``
     and returns a functional ``keras.Model`` whose last layer is a softmax. The recipe is required,
-    so that no architecture silently trains with another's schedule.
+    so that no architecture silently trains with another's schedule. ``input_rank``: the rank of
+    ``input_shape`` (3: frames, mel bands, channels; 2: a pretrained encoder's frames, width).
     """
     if not isinstance(recipe, Recipe):
         raise TypeError(f"architecture {name!r} needs a kser.config.Recipe, got {recipe!r}")
@@ -37,6 +39,7 @@ def register(name: str, recipe: Recipe) -> Callable[[Builder], Builder]:
             raise ValueError(f"architecture {name!r} is already registered")
         _REGISTRY[name] = builder
         _RECIPES[name] = recipe
+        _INPUT_RANKS[name] = input_rank
         return builder
 
     return decorator
@@ -46,6 +49,12 @@ def recipe(arch: str) -> Recipe:
     """The training recipe registered with ``arch``."""
     _get(arch)
     return _RECIPES[arch]
+
+
+def input_rank(arch: str) -> int:
+    """The rank of ``arch``'s ``input_shape``: 3 for features, 2 for a pretrained encoder's frames."""
+    _get(arch)
+    return _INPUT_RANKS[arch]
 
 
 def available_architectures() -> list[str]:
@@ -86,8 +95,9 @@ def build(
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     input_shape = tuple(int(d) for d in input_shape)
-    if len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (frames, mel_bands, channels), got {input_shape}")
+    if len(input_shape) != _INPUT_RANKS[arch]:
+        expected = "(frames, mel_bands, channels)" if _INPUT_RANKS[arch] == 3 else f"of rank {_INPUT_RANKS[arch]}"
+        raise ValueError(f"{arch!r} takes an input_shape {expected}, got {input_shape}")
     options = builder_options(arch)
     unknown = sorted(set(overrides) - set(options))
     if unknown:
