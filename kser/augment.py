@@ -299,6 +299,25 @@ def range_mask(length: Any, starts: Any, widths: Any) -> Any:
     return ops.any((positions >= starts) & (positions < ends), axis=1)
 
 
+BABBLE_SNR_SPAN_DB = 15.0  # babble SNRs are drawn from [babble_snr_db, babble_snr_db + 15] dB
+
+
+def babble_of_batch(waveforms: Any, talkers: Any, snr_db: Any, max_talkers: int) -> Any:
+    """Babble for each clip of ``[batch, samples]``: the next ``talkers[i]`` clips of the batch
+    (cyclically; ``talkers`` float ``[batch]`` in ``1..max_talkers``), each scaled to unit power
+    and summed, then scaled so that clip i's power over the babble's is ``snr_db[i]`` dB. A silent
+    clip gets no babble (its power is 0), a silent talker adds nothing."""
+    power = ops.mean(ops.square(waveforms), axis=1)
+    unit = waveforms / ops.sqrt(ops.maximum(power, 1e-12))[:, None]
+    babble = ops.zeros_like(waveforms)
+    for shift in range(1, max_talkers + 1):
+        present = ops.cast(talkers >= float(shift), "float32")
+        babble = babble + present[:, None] * ops.roll(unit, -shift, axis=0)
+    babble_power = ops.mean(ops.square(babble), axis=1)
+    scale = ops.sqrt(power / ops.maximum(babble_power, 1e-12) / ops.power(10.0, snr_db / 10.0))
+    return scale[:, None] * babble
+
+
 def _coin(batch: Any, probability: float, seed: keras.random.SeedGenerator) -> Any:
     """Per-clip Bernoulli(probability) as bool ``[batch]`` (no draw when it is certain)."""
     if probability >= 1.0:
@@ -377,6 +396,9 @@ class WaveformAugment(_Augment):
        (:func:`room_impulse_responses`: RT60 ``U(0.1, reverb_rt60)`` s, direct-to-reverberant
        ratio ``U(0, 12)`` dB), then channel (``channel_prob``): a random band limit and tilt
        (:func:`channel_response`), as a voice reaches a microphone and passes a line;
+    1c. babble (``babble_prob``): 1 to ``babble_talkers`` other clips of the batch (each scaled
+       to the clip's power) summed and added at an SNR of ``U(babble_snr_db, babble_snr_db + 15)``
+       dB (:func:`babble_of_batch`): other people talking;
     2. gain (``gain_prob``): ``y * 10**(g / 20)``, ``g ~ U(-gain_db, gain_db)``;
     3. noise (``noise_prob``): the study's ``y + noise_level * U(0,1) * max(y) * N(0,1)``,
        ``max(y)`` the clip's peak after the gain (clipped at 0, as ``kser.waveform`` does),
@@ -424,6 +446,11 @@ class WaveformAugment(_Augment):
             tilt = keras.random.uniform((batch,), -config.channel_tilt_db, config.channel_tilt_db, seed=seed)
             gains = channel_response(num_samples, self.sample_rate, high_pass, low_pass, tilt)
             x = ops.where(apply[:, None], filter_spectrum(x, gains), x)
+        if config.babble_active:
+            apply = _coin(batch, config.babble_prob, seed)
+            talkers = 1.0 + ops.floor(keras.random.uniform((batch,), seed=seed) * config.babble_talkers)
+            snr_db = keras.random.uniform((batch,), config.babble_snr_db, config.babble_snr_db + BABBLE_SNR_SPAN_DB, seed=seed)
+            x = ops.where(apply[:, None], x + babble_of_batch(x, talkers, snr_db, config.babble_talkers), x)
         if config.gain_active:
             apply = _coin(batch, config.gain_prob, seed)
             gain_db = keras.random.uniform((batch,), -config.gain_db, config.gain_db, seed=seed)

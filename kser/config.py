@@ -184,9 +184,14 @@ class AugmentConfig:
     # wideband), and a spectral tilt of U(-channel_tilt_db, channel_tilt_db) dB per octave around 1 kHz.
     channel_prob: float = dataclasses.field(default=0.0, metadata={ADDED_LATER: True})
     channel_tilt_db: float = dataclasses.field(default=3.0, metadata={ADDED_LATER: True})
+    # Babble: 1 to babble_talkers other clips of the batch, summed at unit power each, added at an
+    # SNR of U(babble_snr_db, babble_snr_db + 15) dB (people talking in the room, a talk show's cross-talk).
+    babble_prob: float = dataclasses.field(default=0.0, metadata={ADDED_LATER: True})
+    babble_talkers: int = dataclasses.field(default=3, metadata={ADDED_LATER: True})
+    babble_snr_db: float = dataclasses.field(default=5.0, metadata={ADDED_LATER: True})
 
     def __post_init__(self) -> None:
-        for name in ("noise_prob", "gain_prob", "pitch_prob", "specaugment_prob", "reverb_prob", "channel_prob"):
+        for name in ("noise_prob", "gain_prob", "pitch_prob", "specaugment_prob", "reverb_prob", "channel_prob", "babble_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
@@ -195,7 +200,7 @@ class AugmentConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.pitch_semitones <= 12:
             raise ValueError(f"pitch_semitones must be in [0, 12], got {self.pitch_semitones}")
-        for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
+        for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "babble_talkers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -235,8 +240,12 @@ class AugmentConfig:
         return self.enabled and self.channel_prob > 0
 
     @property
+    def babble_active(self) -> bool:
+        return self.enabled and self.babble_prob > 0 and self.babble_talkers > 0
+
+    @property
     def waveform_active(self) -> bool:
-        return self.noise_active or self.gain_active or self.pitch_active or self.reverb_active or self.channel_active
+        return self.noise_active or self.gain_active or self.pitch_active or self.reverb_active or self.channel_active or self.babble_active
 
     @property
     def active(self) -> bool:

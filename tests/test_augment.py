@@ -20,6 +20,7 @@ from tests.cli_runner import run_under_jax
 from kser.augment import (  # noqa: E402
     SpecAugment,
     WaveformAugment,
+    babble_of_batch,
     channel_response,
     fft_convolve,
     range_mask,
@@ -353,7 +354,7 @@ def test_runs_under_jax_backend() -> None:
         rng = np.random.default_rng(0)
         y = rng.standard_normal((4, 16000)).astype("float32")
         f = (1 + rng.uniform(size=(4, 300, 64, 3))).astype("float32")
-        wave, spec = WaveformAugment(seed=1, pitch_prob=1.0, reverb_prob=1.0, channel_prob=1.0), SpecAugment(seed=1)
+        wave, spec = WaveformAugment(seed=1, pitch_prob=1.0, reverb_prob=1.0, channel_prob=1.0, babble_prob=1.0), SpecAugment(seed=1)
         assert np.array_equal(np.asarray(wave(y)), y)
         a = np.asarray(wave(y, training=True))
         b = np.asarray(wave(y, training=True))
@@ -414,9 +415,41 @@ def test_room_and_channel_augment_only_the_drawn_clips_and_only_in_training() ->
 def test_room_and_channel_settings_are_stored_only_when_used() -> None:
     """Runs stored before these settings existed resume: at their defaults they are not written."""
     stored = to_dict(AugmentConfig())
-    assert not {"reverb_prob", "reverb_rt60", "channel_prob", "channel_tilt_db"} & set(stored)
+    assert not {"reverb_prob", "reverb_rt60", "channel_prob", "channel_tilt_db", "babble_prob", "babble_talkers", "babble_snr_db"} & set(stored)
     assert from_dict(AugmentConfig, stored) == AugmentConfig()
     used = to_dict(AugmentConfig(reverb_prob=0.5))
     assert used["reverb_prob"] == 0.5 and from_dict(AugmentConfig, used).reverb_prob == 0.5
     with pytest.raises(ValueError, match="reverb_prob must be a probability"):
         AugmentConfig(reverb_prob=1.5)
+
+
+def test_babble_is_the_next_clips_at_the_asked_snr() -> None:
+    """Clip i's babble is the next talkers[i] clips (cyclically), each at unit power, scaled to
+    snr_db[i]; a silent clip gets none."""
+    rng = np.random.default_rng(4)
+    y = rng.standard_normal((4, 2000)).astype("float32") * np.asarray([[1.0], [3.0], [0.5], [2.0]], "float32")
+    y[3] = 0.0
+    talkers, snr = np.asarray([1.0, 2.0, 3.0, 2.0], "float32"), np.asarray([5.0, 10.0, 20.0, 5.0], "float32")
+    babble = np.asarray(babble_of_batch(y, talkers, snr, 3))
+    power = (y**2).mean(axis=1)
+    np.testing.assert_allclose(10 * np.log10(power[:3] / (babble[:3] ** 2).mean(axis=1)), snr[:3], atol=1e-3)
+    assert np.array_equal(babble[3], np.zeros(2000, "float32"))
+    unit = y / np.sqrt(np.maximum(power, 1e-12))[:, None]
+    expected = unit[2] + unit[3]  # clip 1 with 2 talkers: clips 2 and 3 (3 is silent, so it adds nothing)
+    np.testing.assert_allclose(babble[1] / np.linalg.norm(babble[1]), expected / np.linalg.norm(expected), atol=1e-5)
+    expected = unit[3] + unit[0] + unit[1]  # clip 2 with 3 talkers wraps around the batch
+    np.testing.assert_allclose(babble[2] / np.linalg.norm(babble[2]), expected / np.linalg.norm(expected), atol=1e-5)
+
+
+def test_babble_augments_only_the_drawn_clips_and_only_in_training() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal((8, 4000)).astype("float32")
+    layer = WaveformAugment(dataclasses.replace(OFF, babble_prob=0.5), seed=3)
+    assert np.array_equal(np.asarray(layer(y)), y)
+    out = np.asarray(layer(y, training=True))
+    changed = ~np.isclose(out, y, atol=1e-6).all(axis=1)
+    assert 0 < changed.sum() < 8 and np.array_equal(out[~changed], y[~changed])
+    snr = 10 * np.log10((y[changed] ** 2).mean(axis=1) / ((out[changed] - y[changed]) ** 2).mean(axis=1))
+    assert ((snr > 5.0 - 1e-3) & (snr < 20.0 + 1e-3)).all()
+    with pytest.raises(ValueError, match="babble_prob must be a probability"):
+        AugmentConfig(babble_prob=2.0)
