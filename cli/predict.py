@@ -35,6 +35,8 @@ flags.DEFINE_enum(
     "Default: tf when the export holds a SavedModel, else the artefact it holds.",
 )
 
+flags.DEFINE_list("labels", [], "Choose only among these of the model's labels, e.g. ANG,HAP,NEU,SAD (their probabilities renormalised); default: all.")
+
 FLAGS = flags.FLAGS
 
 
@@ -61,12 +63,14 @@ def main(argv: list[str]) -> None:
     if not paths:
         raise KserError("no audio files or folders given: kser predict --export_dir=DIR PATH...")
     from kser.atomic import write_text
-    from kser.predict import FilePrediction, find_inputs, load_exported, predict_file
+    from kser.predict import FilePrediction, find_inputs, load_exported, predict_file, restricted_to
     from kser.prediction_output import PredictionWriter, summary
 
     inputs = find_inputs(paths)
     _check_output(FLAGS.output, inputs)
     exported = load_exported(FLAGS.export_dir, runtime=FLAGS.runtime)
+    if FLAGS.labels:
+        exported = restricted_to(exported, FLAGS.labels)
     writer = PredictionWriter(FLAGS.format, exported.label_names, FLAGS.windows)
     to_stdout = FLAGS.output is None and writer.streams
     if to_stdout:

@@ -213,6 +213,28 @@ def input_at(output: str | Path, inputs: Iterable[tuple[str, str | None]]) -> st
     return None
 
 
+def restricted_to(exported: ExportedModel, labels: Sequence[str]) -> ExportedModel:
+    """``exported`` asked to choose only among ``labels`` (some of its own): each window's
+    probabilities of those classes, renormalised to sum to 1, in the model's order. For audio
+    known to hold fewer emotions than the model knows (a four-emotion product or corpus; ``kser
+    evaluate`` scores the same choice as ``among_records_labels``)."""
+    names = exported.label_names
+    unknown = [label for label in labels if label not in names]
+    if unknown:
+        raise KserError(f"--labels {','.join(unknown)}: not among the model's labels ({', '.join(names)})")
+    keep = [index for index, name in enumerate(names) if name in labels]
+    if len(keep) < 2:
+        raise KserError(f"--labels needs at least two of the model's labels ({', '.join(names)}), got {','.join(labels) or 'none'}")
+    score = exported.score
+
+    def score_among(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        per_window, starts = score(samples)
+        chosen = per_window[:, keep]
+        return chosen / chosen.sum(axis=1, keepdims=True), starts
+
+    return dataclasses.replace(exported, metadata={**exported.metadata, "label_names": [names[index] for index in keep]}, score=score_among)
+
+
 def predict_file(exported: ExportedModel, path: str | Path, windows: bool = False) -> FilePrediction:
     """Predict one file; a file that cannot be used gives an entry with ``error`` set."""
     path = str(path)

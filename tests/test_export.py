@@ -35,7 +35,7 @@ from kser.export import (
 )
 from kser.features import log_mel_deltas
 from kser.model_dir import MODEL_FILE, ModelInfo, load_model, save_info
-from kser.predict import load_exported, overall_rtf, predict_files
+from kser.predict import load_exported, overall_rtf, predict_files, restricted_to
 from kser.waveform import normalize, pad_or_trim, trim_silence
 from tests.cli_runner import assert_one_line_error, run_kser, start_kser
 from tests.fuzz_audio import write_fuzz_corpus
@@ -393,6 +393,27 @@ def test_kser_predict_cli(exported, audio_files):
     clean = run_kser("predict", f"--export_dir={exported}", str(short), str(long_44k))
     assert clean.returncode == 0, clean.stderr
     assert len(clean.stdout.splitlines()) == 1 + 2 and clean.stdout.startswith("path\tlabel\t")
+
+
+def test_predict_can_choose_among_some_labels(exported, audio_files):
+    """--labels: the chosen classes' probabilities renormalised, the label the likeliest of them."""
+    short, long_44k, _ = audio_files
+    loaded = load_exported(exported)
+    names = list(loaded.label_names)
+    chosen = [names[2], names[0]]  # any order on the command line; the model's order out
+    full = {r.path: r for r in predict_files(loaded, [short, long_44k], windows=True)}
+    among = predict_files(restricted_to(loaded, chosen), [short, long_44k], windows=True)
+    for result in among:
+        assert list(result.probabilities) == [names[0], names[2]]
+        assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert result.label == max(result.probabilities, key=result.probabilities.get)
+        window = full[result.path].windows[0]
+        kept = np.asarray([window.probabilities[names.index(name)] for name in result.probabilities])
+        np.testing.assert_allclose(result.windows[0].probabilities, kept / kept.sum(), rtol=1e-5)
+    result = run_kser("predict", f"--export_dir={exported}", f"--labels={','.join(chosen)}", str(short))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split("\t")[2:4] == [names[0], names[2]]
+    assert_one_line_error(run_kser("predict", f"--export_dir={exported}", f"--labels={names[0]},BORED", str(short)), "BORED", "not among the model's labels")
 
 
 def test_kser_predict_to_a_reader_that_stops_early_ends_quietly(exported, audio_files):

@@ -173,6 +173,7 @@ def test_evaluate_writes_the_report_files(trained, records):
     saved = json.loads((out / "report.json").read_text())
     assert saved["clips"] == json.loads((records / "manifest.json").read_text())["splits"]["test"]["clips"]
     assert np.asarray(saved["confusion_matrix"]).sum() == saved["clips"]
+    assert saved == json.loads(json.dumps(report))  # what evaluate returns is what it wrote
     assert 0 <= saved["uar"] <= 1 and saved["protocol"]["split_strategy"] == "speaker"
     assert saved["manifest_sha256"] == saved["trained_on_manifest_sha256"]
     assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -230,7 +231,7 @@ def test_a_killed_run_resumes_where_it_stopped(records, tmp_path, monkeypatch):
     assert (tmp_path / model_files.MODEL_FILE).exists() and not (tmp_path / "backup").exists()
 
 
-def test_evaluate_scores_records_that_hold_a_subset_of_the_labels(trained, tmp_path):
+def test_evaluate_scores_records_that_hold_a_subset_of_the_labels(trained, records, tmp_path):
     """Another corpus's test-only records (--split=none, fewer labels, other order) match by name."""
     write_crema_d(tmp_path / "audio", actors=2, sentences=("IEO",), seconds=(0.3, 0.6), seed=5)
     config = BuildConfig(
@@ -244,6 +245,18 @@ def test_evaluate_scores_records_that_hold_a_subset_of_the_labels(trained, tmp_p
     assert per_class["ANG"]["support"] == per_class["SAD"]["support"] == 2 and per_class["NEU"]["support"] == 0
     assert report["uar"] == pytest.approx((per_class["ANG"]["recall"] + per_class["SAD"]["recall"]) / 2)
     assert np.asarray(report["confusion_matrix"]).sum() == 4
+    # The same clips with the model choosing between the records' two labels only (argmax over them).
+    from kser.evaluation import predict_split
+
+    y_true, probabilities = predict_split(model_files.load_model(trained.model_dir), model_files.load_info(trained.model_dir), tmp_path / "records", "test")
+    names = list(model_files.load_info(trained.model_dir).label_names)
+    two = [names.index("ANG"), names.index("SAD")]
+    chosen = np.asarray(two)[np.argmax(probabilities[:, two], axis=1)]
+    recalls = [float(np.mean(chosen[y_true == label] == label)) for label in two]
+    among = report["among_records_labels"]
+    assert among["labels"] == [name for name in names if name in ("ANG", "SAD")]
+    assert among["uar"] == pytest.approx(np.mean(recalls))
+    assert "among_records_labels" not in evaluate(trained.model_dir, records, "test", output_dir=tmp_path / "eval6")
 
 
 def test_recipe_options_train_and_are_recorded(records, tmp_path):
