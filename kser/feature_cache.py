@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -83,7 +84,10 @@ def ensure_cache(
     records_dir = Path(records_dir)
     path = cache_file(folder, records_dir, front_end)
     if path.is_file():
-        return path
+        if _readable(path):
+            return path
+        if progress is not None:
+            progress(f"warning: {path} cannot be read (damaged on disk?); computing it again")
     clip_ids, features = _compute(records_dir, front_end, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path, ".npz") as temp:
@@ -92,6 +96,15 @@ def ensure_cache(
     if progress is not None:
         progress(f"cached {len(clip_ids)} clips' front-end outputs in {path} ({path.stat().st_size / 2**20:.0f} MiB)")
     return path
+
+
+def _readable(path: Path) -> bool:
+    """Whether a cache file opens and holds its two arrays (a file cut short or damaged does not)."""
+    try:
+        with np.load(path) as cache:
+            return cache["clip_ids"].shape[0] == cache["features"].shape[0]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return False
 
 
 def cached_features(path: str | Path, clip_ids: np.ndarray) -> np.ndarray:

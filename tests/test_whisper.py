@@ -160,6 +160,16 @@ def test_cache_holds_the_front_ends_outputs_under_its_key(preset: Path, records:
         cached_features(path, np.asarray(["no-such-clip"]))
 
 
+def test_a_damaged_cache_is_computed_again(preset: Path, records: Path, tmp_path: Path) -> None:
+    front_end = load_front_end(str(preset), AudioConfig(clip_seconds=CLIP_SECONDS))
+    path = ensure_cache(tmp_path, records, front_end)
+    intact = path.read_bytes()
+    path.write_bytes(intact[: len(intact) // 2])  # cut short, as a full disk or a bad copy leaves it
+    said: list[str] = []
+    assert ensure_cache(tmp_path, records, front_end, said.append) == path
+    assert any("cannot be read" in line for line in said) and path.read_bytes() == intact
+
+
 def test_train_evaluate_export_predict(preset: Path, records: Path, tmp_path: Path) -> None:
     """The whole user path with --arch=whisper: the encoder's outputs are cached beside the
     records once, the head trains on them, and the saved model takes waveforms everywhere."""
