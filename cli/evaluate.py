@@ -3,6 +3,8 @@ for one split of a records directory, written to MODEL_DIR/eval (or --output_dir
 
 from __future__ import annotations
 
+from typing import Any
+
 from absl import flags
 
 from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT
@@ -17,7 +19,23 @@ flags.DEFINE_string("output_dir", None, "Where the report goes (default MODEL_DI
 flags.DEFINE_integer("batch_size", EVAL_BATCH_SIZE, "Batch size for scoring.")
 flags.DEFINE_list("noise_snr", [], "Also score the clips mixed with white noise and with babble (other speakers' clips) at these SNRs in dB, e.g. 20,10,5,0: robustness in report.json and robustness.png.")
 
+flags.DEFINE_list("speakers", [], "Score only these speakers of the split, e.g. 03,07,08 (a cross-validation fold's test actors in records built with --split=none).")
+
 FLAGS = flags.FLAGS
+
+
+def _subset(records_dir: str, split: str, speakers: list[str]) -> Any:
+    """``split``, or its clips of ``speakers`` only (a kser.data.Subset); KserError naming a speaker the split lacks."""
+    if not speakers:
+        return split
+    from kser.data import Subset
+    from kser.records_info import read_records_info
+
+    present = read_records_info(records_dir).splits[split].speakers
+    missing = [speaker for speaker in speakers if speaker not in present]
+    if missing:
+        raise KserError(f"--speakers {','.join(missing)}: not in the {split} split of {records_dir} (it holds {', '.join(present) or 'no speakers'})")
+    return Subset((split,), speakers=frozenset(speakers), name=f"{split} (speakers {' '.join(sorted(speakers))})")
 
 
 @reports_errors
@@ -28,7 +46,8 @@ def main(argv: list[str]) -> None:
         snrs = [float(value) for value in FLAGS.noise_snr]
     except ValueError:
         raise KserError(f"--noise_snr takes numbers in dB, e.g. 20,10,5,0; got {','.join(FLAGS.noise_snr)}") from None
-    report = evaluate(FLAGS.model_dir, FLAGS.records_dir, FLAGS.split, FLAGS.output_dir, FLAGS.batch_size, noise_snrs=snrs)
+    split = _subset(FLAGS.records_dir, FLAGS.split, FLAGS.speakers)
+    report = evaluate(FLAGS.model_dir, FLAGS.records_dir, split, FLAGS.output_dir, FLAGS.batch_size, noise_snrs=snrs)
     print(summary_table(report))
     figures = "confusion_matrix.png, training_curves.png" + (", robustness.png" if snrs else "")
     print(f"report: {FLAGS.output_dir or FLAGS.model_dir + '/eval'}/report.json (+ classification_report.txt, {figures})")

@@ -65,6 +65,22 @@ def test_cross_validate_writes_folds_and_a_report(cross_validated, records):
     assert "validate" not in json.loads((model_dir / "cv_config.json").read_text())["cross_validation"]
 
 
+def test_evaluate_with_the_folds_speakers_reproduces_the_fold_score(cross_validated, records, tmp_path):
+    """kser evaluate --speakers scores a fold model on its test actors only (records built
+    --split=none hold every actor in one split), as the cross-validation scored it."""
+    model_dir, _ = cross_validated
+    fold = json.loads((model_dir / CV_REPORT_FILE).read_text())["per_fold"][0]
+    speakers = ",".join(fold["speakers"]["test"])
+    result = run_kser("evaluate", f"--model_dir={model_dir / 'fold-0'}", f"--records_dir={records}", "--split=test",
+                      f"--speakers={speakers}", f"--output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["speakers"] == sorted(fold["speakers"]["test"]) and report["clips"] == fold["clips"]
+    assert report["uar"] == pytest.approx(fold["uar"])
+    missing = run_kser("evaluate", f"--model_dir={model_dir / 'fold-0'}", f"--records_dir={records}", "--speakers=nobody", f"--output_dir={tmp_path / 'x'}")
+    assert_one_line_error(missing, "--speakers nobody: not in the test split")
+
+
 def test_mean_sd_of_one_value_has_no_sd():
     from kser.cross_validation import format_mean_sd, mean_sd
 
