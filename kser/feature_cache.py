@@ -16,6 +16,7 @@ goes in the user's cache folder instead (:func:`cache_folder`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -107,11 +108,18 @@ def _readable(path: Path) -> bool:
         return False
 
 
-def cached_features(path: str | Path, clip_ids: np.ndarray) -> np.ndarray:
-    """float32 features of ``clip_ids`` (in that order) from a cache file."""
+@functools.lru_cache(maxsize=1)
+def _load(path: str, modified_ns: int) -> tuple[dict[str, int], np.ndarray]:
+    """(clip id -> row, float16 features) of a cache file, read once per file version: a run's
+    training and validation datasets, and the folds of a cross-validation, share one read."""
     with np.load(path) as cache:
         stored_ids, features = cache["clip_ids"], cache["features"]
-    rows = {clip_id: row for row, clip_id in enumerate(stored_ids.tolist())}
+    return {clip_id: row for row, clip_id in enumerate(stored_ids.tolist())}, features
+
+
+def cached_features(path: str | Path, clip_ids: np.ndarray) -> np.ndarray:
+    """float32 features of ``clip_ids`` (in that order) from a cache file."""
+    rows, features = _load(str(path), Path(path).stat().st_mtime_ns)
     missing = [clip_id for clip_id in clip_ids.tolist() if clip_id not in rows]
     if missing:
         raise KserError(f"{path} holds no features for {len(missing)} clip(s), e.g. {missing[0]!r}; delete it to recompute")

@@ -127,6 +127,11 @@ def encoder_model(encoder: dict[str, Any]) -> keras.Model:
     backbone = keras_hub.models.WhisperBackbone(
         vocabulary_size=2, max_decoder_sequence_length=2, **{name: encoder[name] for name in ENCODER_SETTINGS}
     )
+    return encoder_of(backbone)
+
+
+def encoder_of(backbone: Any) -> keras.Model:
+    """A WhisperBackbone's encoder half as a model sharing its layers and weights (no decoder)."""
     return keras.Model(backbone.input["encoder_features"], backbone.output["encoder_sequence_output"], name="whisper_encoder")
 
 
@@ -258,10 +263,9 @@ def load_front_end(preset: str, audio: AudioConfig) -> WhisperEncoderFrontEnd:
         preset=source,
         name="front_end",
     )
-    pretrained = keras.Model(backbone.input["encoder_features"], backbone.output["encoder_sequence_output"])
     front_end.build((None, audio.clip_samples))
-    front_end.encoder.set_weights(pretrained.get_weights())
-    del backbone, pretrained
+    front_end.encoder.set_weights(encoder_of(backbone).get_weights())
+    del backbone
     return front_end
 
 
