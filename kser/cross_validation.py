@@ -108,8 +108,8 @@ def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool, distr
     def must_start() -> bool:
         config_file = model_dir / CV_CONFIG_FILE
         previous = json.loads(config_file.read_text()) if config_file.is_file() else None
-        if previous == definition and not overwrite:
-            return False  # the same command again: resume with the next unfinished fold
+        if previous is not None and _same_folds(previous, definition) and not overwrite:
+            return False  # the same command again (or more folds of it): resume with the next unfinished fold
         if holds_entries(model_dir) and not overwrite:
             reason = (
                 f"a cross-validation with other settings ({describe_differences(previous, definition)})"
@@ -119,6 +119,25 @@ def _prepare(model_dir: Path, definition: dict[str, Any], overwrite: bool, distr
         return True
 
     distribution.prepare_shared("cross-validation directory", must_start, lambda: _start(model_dir, definition))
+    if distribution.is_chief and json.loads((model_dir / CV_CONFIG_FILE).read_text()) != definition:
+        write_json(model_dir / CV_CONFIG_FILE, definition)  # --max_folds changed: the file says what runs now
+
+
+def _same_folds(previous: dict[str, Any], definition: dict[str, Any]) -> bool:
+    """Whether two definitions differ at most in how many of the same folds they run (``--max_folds``):
+    a screen on 3 folds extended to all 6 keeps its finished folds, since fold k is the same either way."""
+
+    def without_fold_count(run: dict[str, Any]) -> dict[str, Any]:
+        run = dict(run, cross_validation=dict(run.get("cross_validation", {})))
+        run["cross_validation"].pop("max_folds", None)
+        run.pop("folds", None)
+        return run
+
+    shared = min(len(previous.get("folds", [])), len(definition["folds"]))
+    return (
+        without_fold_count(previous) == without_fold_count(definition)
+        and previous.get("folds", [])[:shared] == definition["folds"][:shared]
+    )
 
 
 def _start(model_dir: Path, definition: dict[str, Any]) -> None:

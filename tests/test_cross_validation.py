@@ -1,11 +1,12 @@
 """kser cross-validate end to end on the demo data, with tiny settings, and its resume."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
-from kser.cross_validation import CV_REPORT_FILE, FOLD_FILE
+from kser.cross_validation import CV_CONFIG_FILE, CV_REPORT_FILE, FOLD_FILE
 from kser.evaluation import read_history
 from tests.cli_runner import assert_one_line_error, demo_records, run_kser
 
@@ -107,6 +108,18 @@ def test_novalidate_trains_on_the_validation_fold_too_for_every_epoch(records, t
     assert not (tmp_path / "fold-0" / "checkpoints" / "best.weights.h5").exists()
     run = json.loads((tmp_path / "fold-0" / "train_config.json").read_text())
     assert run["validate_on"] is None and sorted(run["train_on"]["speakers"]) == sorted(fold["speakers"]["train"])
+
+
+def test_a_screen_on_some_folds_is_narrowed_or_extended_without_retraining(cross_validated, records, tmp_path):
+    """--max_folds picks how many of the same folds run: changing it keeps every finished fold."""
+    model_dir = tmp_path / "cv"
+    shutil.copytree(cross_validated[0], model_dir)
+    for max_folds, expected in (("--max_folds=2", 2), ("--max_folds=3", 3)):
+        result = run_kser(*cv_command(records, model_dir, max_folds), timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.count("already finished") == expected and "Epoch" not in result.stdout
+        assert len(json.loads((model_dir / CV_REPORT_FILE).read_text())["per_fold"]) == expected
+        assert json.loads((model_dir / CV_CONFIG_FILE).read_text())["cross_validation"]["max_folds"] == expected
 
 
 def test_an_interrupted_cross_validation_resumes_with_the_missing_folds(cross_validated, records):
