@@ -41,6 +41,7 @@ def main(argv: list[str]) -> None:
             FLAGS.model_dir,
             CrossValidationConfig(folds=FLAGS.folds, seed=FLAGS.fold_seed, max_folds=FLAGS.max_folds, validate=FLAGS.validate),
             model_options=training_flags.model_options(),
+            features=training_flags.feature_config(),
             distribution=training_flags.distribution_config(),
             command=command,
             overwrite=FLAGS.overwrite,

@@ -32,6 +32,7 @@ def main(argv: list[str]) -> None:
             overwrite=FLAGS.overwrite,
             validate_on="validation" if FLAGS.validate else None,
             model_options=training_flags.model_options(),
+            features=training_flags.feature_config(),
             distribution=training_flags.distribution_config(),
             verbose=fit_verbosity(),
         )

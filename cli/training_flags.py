@@ -8,7 +8,7 @@ from pathlib import Path
 
 from absl import flags
 
-from kser.config import AUGMENT_PITCH_METHODS, MONITORS, RECIPES, SCHEDULES, AugmentConfig, DistributionConfig, TrainConfig
+from kser.config import AUGMENT_PITCH_METHODS, MONITORS, RECIPES, SCHEDULES, AugmentConfig, DistributionConfig, FeatureConfig, TrainConfig
 from kser.distribution import MODES as DISTRIBUTION_MODES
 from kser.data import BALANCE_MODES
 from kser.errors import KserError
@@ -48,6 +48,7 @@ flags.DEFINE_integer("seed", None, "Seed for weights, shuffling, oversampling an
 flags.DEFINE_boolean("deterministic", False, "Deterministic TensorFlow ops (slower; use with --seed).")
 flags.DEFINE_string("profile_batches", "", "Profile these steps in TensorBoard, e.g. 10,20.")
 flags.DEFINE_string("preset", None, "--arch=whisper: a keras-hub Whisper preset, by name (downloaded; needs internet) or a local preset folder.")
+flags.DEFINE_boolean("prosody", FeatureConfig.prosody, "Three more input channels computed in the model: energy, voicing and pitch relative to the clip's mean (kser.prosody).")
 flags.DEFINE_string("model_options", "", 'Builder overrides as JSON, e.g. \'{"rnn_units": 64}\'.')
 flags.DEFINE_boolean("overwrite", False, "Start again in model_dir, clearing what kser wrote there (also a resumable run with the same settings).")
 flags.DEFINE_enum("distribution", DistributionConfig.mode, list(DISTRIBUTION_MODES), "Data-parallel training: mirrored = several devices of this host (tf.distribute), multi_worker = several hosts from TF_CONFIG (keras.distribution on JAX), auto = multi_worker with a cluster, mirrored with several GPUs. --batch_size is the global batch.")
@@ -108,6 +109,11 @@ def _preset(value: str | None) -> str | None:
         return None
     local = Path(value).expanduser()
     return str(local.resolve()) if local.is_dir() else value
+
+
+def feature_config() -> FeatureConfig:
+    """The front end's features: the reference's, plus the prosody channels when asked."""
+    return FeatureConfig(prosody=FLAGS.prosody)
 
 
 def model_options() -> dict:

@@ -10,6 +10,8 @@ its own (here, inside tf.data, where a CPU computes features faster than the mod
       -> WaveformNormalization (per row: zero mean, unit variance; silent rows become zeros),
          when the training records were normalised
       -> LogMelDeltas [batch, frames, n_mels, 3]
+         (+ kser.prosody's energy, voicing and relative pitch, broadcast over the mel bands, when
+         FeatureConfig.prosody: [batch, frames, n_mels, 6])
 
 The waveform classifier (:func:`waveform_classifier`) is ``Input -> AudioFrontEnd -> classifier``,
 with the two as named sub-layers (:func:`front_end_of`, :func:`classifier_of`), so that training
@@ -28,7 +30,10 @@ import keras
 from keras import ops
 
 from kser.config import AudioConfig, FeatureConfig
+from kser.errors import KserError
 from kser.features import DFT_METHODS, LogMelDeltas, output_frames
+from kser.prosody import CHANNELS as PROSODY_CHANNELS
+from kser.prosody import prosody_contours
 
 FRONT_END_NAME = "front_end"
 CLASSIFIER_NAME = "classifier"
@@ -152,7 +157,7 @@ class AudioFrontEnd(WaveformFrontEnd):
         self.normalization = (
             None if self.silence_std is None else WaveformNormalization(self.silence_std, name="normalize")
         )
-        self.features = LogMelDeltas(self.feature_config, dft=dft, name="log_mel_deltas")
+        self.features = LogMelDeltas(dataclasses.replace(self.feature_config, prosody=False), dft=dft, name="log_mel_deltas")
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.check_input_shape(input_shape)
@@ -163,12 +168,23 @@ class AudioFrontEnd(WaveformFrontEnd):
 
     def call(self, waveforms: Any) -> Any:
         x = waveforms if self.normalization is None else self.normalization(waveforms)
-        return self.features(x)
+        features = self.features(x)
+        if not self.feature_config.prosody:
+            return features
+        frames, n_mels, _ = self.output_feature_shape
+        contours = prosody_contours(x, self.feature_config, frames, self.dft)  # [batch, frames, 3]
+        contours = ops.broadcast_to(ops.expand_dims(contours, 2), (ops.shape(contours)[0], frames, n_mels, len(PROSODY_CHANNELS)))
+        return ops.concatenate([features, contours], axis=-1)
 
     @property
     def output_feature_shape(self) -> tuple[int, int, int]:
-        """[frames, mels, 3] of one clip: the classifier's input shape."""
-        return (output_frames(self.clip_samples, self.feature_config), self.feature_config.n_mels, 3)
+        """[frames, mels, channels] of one clip (3, or 6 with prosody): the classifier's input shape."""
+        channels = 3 + (len(PROSODY_CHANNELS) if self.feature_config.prosody else 0)
+        return (output_frames(self.clip_samples, self.feature_config), self.feature_config.n_mels, channels)
+
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        return {**described, "prosody": list(PROSODY_CHANNELS)} if self.feature_config.prosody else described
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "silence_std": self.silence_std, "features": _feature_settings(self.feature_config)}
@@ -194,6 +210,9 @@ def model_front_end(arch: str, preset: str | None, audio: AudioConfig, features:
 
     if arch in PRESET_ARCHITECTURES:
         from kser.whisper import load_front_end
+
+        if features.prosody:
+            raise KserError(f"--prosody adds channels to the log-mel front end; --arch={arch} uses its pretrained encoder's own")
 
         return load_front_end(preset or "", audio)
     return front_end_for(audio, features)

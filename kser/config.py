@@ -90,6 +90,9 @@ class BuildConfig:
     overwrite: bool = False
 
 
+ADDED_LATER = "added_later"  # field metadata: stored only when not at its default
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:
     """Log-mel + delta + delta-delta features (study step 5-6), librosa-compatible."""
@@ -106,9 +109,8 @@ class FeatureConfig:
     amin: float = 1e-10
     delta_width: int = 9
     num_frames: int | None = 300  # frames kept per clip; None keeps all
-
-
-ADDED_LATER = "added_later"  # field metadata: stored only when not at its default
+    # Three more channels after log-mel, delta, delta-delta: energy, voicing, relative pitch (kser.prosody).
+    prosody: bool = dataclasses.field(default=False, metadata={ADDED_LATER: True})
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from kser.config import (
     BuildConfig,
     CrossValidationConfig,
     DistributionConfig,
+    FeatureConfig,
     RecordsConfig,
     SplitConfig,
     TrainConfig,
@@ -37,6 +38,7 @@ EXPECTED = {
         "arch": _TRAIN.arch, "batch_size": _TRAIN.batch_size, "balance": _TRAIN.balance,
         "decay_steps": _TRAIN.decay_steps, "features_on": _TRAIN.features_on, "seed": _TRAIN.seed,
         "distribution": DistributionConfig().mode, "devices": list(DistributionConfig().devices),
+        "prosody": FeatureConfig().prosody,
         # Recipe fields default to None: the architecture's registered recipe fills them in.
         **{name: None for name in ("recipe", "epochs", "learning_rate", "schedule", "decay_rate", "warmup_epochs",
                                    "weight_decay", "label_smoothing", "mixup_alpha", "patience", "monitor", "augment",

@@ -20,6 +20,7 @@ if keras.backend.backend() != "tensorflow":
 
 from kser import models  # noqa: E402
 from kser.audio_frontend import AudioFrontEnd, WaveformNormalization, waveform_classifier  # noqa: E402
+from kser.config import FeatureConfig  # noqa: E402
 from kser.portable_export import export_litert, export_onnx, portable_model  # noqa: E402
 from kser.waveform import normalize  # noqa: E402
 from tests.portable_runner import run_isolated  # noqa: E402
@@ -45,13 +46,13 @@ def waveforms() -> np.ndarray:
     return rows.astype(np.float32)
 
 
-def tiny_classifier(inputs: np.ndarray) -> keras.Model:
+def tiny_classifier(inputs: np.ndarray, prosody: bool = False) -> keras.Model:
     """Tiny ``small`` on waveforms whose probabilities differ between rows, so that matching them means something.
 
     Its input BatchNormalization gets the features' statistics (rather than saturating on raw dB
     levels) and its output layer sharper weights (rather than giving near-uniform probabilities).
     """
-    front_end = AudioFrontEnd(16_000, CLIP, SILENCE_STD, name="front_end")
+    front_end = AudioFrontEnd(16_000, CLIP, SILENCE_STD, features=FeatureConfig(prosody=prosody), name="front_end")
     features = keras.ops.convert_to_numpy(front_end(inputs))
     keras.utils.set_random_seed(0)
     classifier = models.build("small", num_classes=4, input_shape=features.shape[1:], **TINY["small"])
@@ -64,12 +65,13 @@ def tiny_classifier(inputs: np.ndarray) -> keras.Model:
     return waveform_classifier(front_end, classifier)
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
+@pytest.fixture(scope="module", params=[False, True], ids=["log_mel", "with_prosody"])
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The export of the reference front end, and of one with kser.prosody's channels too."""
     folder = tmp_path_factory.mktemp("portable")
     inputs = waveforms()
     np.save(folder / "inputs.npy", inputs)
-    model = tiny_classifier(inputs)
+    model = tiny_classifier(inputs, prosody=request.param)
     litert_model = portable_model(model, batch_size=BATCH)  # LiteRT needs a static batch
     onnx_model = portable_model(model)
     return {

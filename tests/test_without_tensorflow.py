@@ -111,3 +111,23 @@ def test_cross_validate_without_tensorflow_one_fold_at_a_time_or_in_parallel(rec
 def test_a_command_that_needs_tensorflow_says_which_extra_to_install(tmp_path):
     result = run_kser("train", "--arch=small", f"--records_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}", "--profile_batches=2")
     assert_one_line_error(result, "kser[tensorflow]")
+
+
+def test_prosody_channels_under_jax(records, tmp_path):
+    """kser.prosody's pitch under JAX (a 200 Hz voice), and a model trained with its channels."""
+    import keras
+    import numpy as np
+
+    from kser.config import FeatureConfig
+    from kser.prosody import pitch_track
+
+    assert keras.backend.backend() == "jax"
+    phase = 2 * np.pi * 200.0 * np.arange(16_000) / 16_000
+    voice = sum(0.7**k * np.sin(k * phase) for k in range(1, 15)).astype(np.float32)
+    pitch, voicing, _ = pitch_track(voice[None], FeatureConfig(), 100)
+    np.testing.assert_allclose(np.asarray(pitch)[0, 3:-3], 200.0, rtol=5e-3)
+    assert np.asarray(voicing)[0, 3:-3].min() > 0.9
+    model = tmp_path / "model"
+    ok("train", "--arch=small", f"--records_dir={records}", f"--model_dir={model}", "--epochs=1", "--seed=0", "--prosody",
+       f"--model_options={TINY}")
+    assert json.loads((model / "kser_model.json").read_text())["extra"]["front_end"]["prosody"] == ["energy_db", "voicing", "pitch_semitones"]
