@@ -1,6 +1,8 @@
 """Benchmark the feature path: (a) kser's tf.data pipeline from TFRecords to feature batches,
 (b) bare LogMelDeltas on in-memory batches, (c) librosa per file (load + melspectrogram + 2 deltas),
 all on the same synthetic 16 kHz clips in the same run. Goals: (a) >= 6x (c) and >= 50% of (b).
+Also (d) the model's front end with ``--prosody``'s channels (kser.prosody), FFT and portable paths,
+as a cost against (b).
 
     python benchmarks/features_pipeline.py --out=benchmarks/results [--actors=24 --sentences=12]
 """
@@ -45,11 +47,12 @@ def pipeline_rate(records: Path, batch_size: int, repeats: int) -> tuple[float, 
     return best_rate(lambda: [None for _ in dataset], clips, repeats), clips
 
 
-def bare_rate(waveforms: np.ndarray, batch_size: int, repeats: int) -> float:
+def bare_rate(waveforms: np.ndarray, batch_size: int, repeats: int, layer=None) -> float:
+    """Clips per second through ``layer`` (default: LogMelDeltas) on in-memory batches."""
     from kser.features import LogMelDeltas
 
     tf = tensorflow()
-    layer = LogMelDeltas(FeatureConfig())
+    layer = layer or LogMelDeltas(FeatureConfig())
     compute = tf.function(lambda batch: layer(batch))
     batches = [tf.constant(waveforms[i : i + batch_size]) for i in range(0, len(waveforms), batch_size)]
     compute(batches[0]).numpy()
@@ -101,11 +104,21 @@ def main() -> None:
         tensorflow()  # import before timing anything
         pipeline, clips = pipeline_rate(records, args.batch_size, args.repeats)
         bare = bare_rate(waveforms, args.batch_size, args.repeats)
+        from kser.audio_frontend import AudioFrontEnd
+
+        prosody = {
+            dft: bare_rate(waveforms, args.batch_size, args.repeats, AudioFrontEnd(16_000, waveforms.shape[1], None, FeatureConfig(prosody=True), dft=dft))
+            for dft in ("rfft", "matmul")
+        }
         files = sorted(audio.glob("*.wav"))[: args.librosa_files]
         reference = librosa_rate(files, args.repeats)
     rows = [
         {"path": "(a) kser tf.data: TFRecords -> feature batches", "clips_per_s": f"{pipeline:.0f}", "vs_librosa": f"{pipeline / reference:.2f}", "vs_bare": f"{pipeline / bare:.2f}"},
         {"path": "(b) bare LogMelDeltas, in-memory batches", "clips_per_s": f"{bare:.0f}", "vs_librosa": f"{bare / reference:.2f}", "vs_bare": "1.00"},
+        *(
+            {"path": f"(d) front end with --prosody, {dft}", "clips_per_s": f"{rate:.0f}", "vs_librosa": f"{rate / reference:.2f}", "vs_bare": f"{rate / bare:.2f}"}
+            for dft, rate in prosody.items()
+        ),
         {"path": "(c) librosa per file (load+mel+2 deltas)", "clips_per_s": f"{reference:.0f}", "vs_librosa": "1.00", "vs_bare": f"{reference / bare:.2f}"},
     ]
     path = write_results(
@@ -114,7 +127,10 @@ def main() -> None:
         {
             "clips": clips,
             "batch_size": args.batch_size,
-            "clips_per_second": {"pipeline": pipeline, "bare_layer": bare, "librosa": reference},
+            "clips_per_second": {
+                "pipeline": pipeline, "bare_layer": bare, "librosa": reference,
+                **{f"front_end_prosody_{dft}": rate for dft, rate in prosody.items()},
+            },
             "ratios": {"pipeline_vs_librosa": pipeline / reference, "pipeline_vs_bare": pipeline / bare},
             "goals": {"pipeline_vs_librosa": ">= 6", "pipeline_vs_bare": ">= 0.5"},
         },
