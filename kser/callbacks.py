@@ -109,8 +109,9 @@ class UnweightedAverageRecall(keras.metrics.Metric):
         )
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        true = keras.ops.one_hot(keras.ops.argmax(y_true, axis=-1), self.num_classes, dtype="float32")
-        predicted = keras.ops.one_hot(keras.ops.argmax(y_pred, axis=-1), self.num_classes, dtype="float32")
+        # The first num_classes columns: a training model may append other outputs (kser.adversary).
+        true = keras.ops.one_hot(keras.ops.argmax(y_true[..., : self.num_classes], axis=-1), self.num_classes, dtype="float32")
+        predicted = keras.ops.one_hot(keras.ops.argmax(y_pred[..., : self.num_classes], axis=-1), self.num_classes, dtype="float32")
         self.confusion.assign_add(keras.ops.matmul(keras.ops.transpose(true), predicted))
 
     def result(self) -> Any:

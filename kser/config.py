@@ -400,6 +400,8 @@ class TrainConfig:
     # A pretrained encoder's keras-hub preset (a name, or a local folder) for the architectures that
     # take one (kser.architectures.PRESET_ARCHITECTURES); a local folder is stored absolute.
     preset: str | None = dataclasses.field(default=None, metadata={ADDED_LATER: True})
+    # > 0: a speaker-adversarial head during training, its gradient reversed with this scale (kser.adversary).
+    speaker_adversary: float = dataclasses.field(default=0.0, metadata={ADDED_LATER: True})
 
     def with_recipe(self, recipe: Recipe) -> "TrainConfig":
         """Every None recipe field filled in from ``recipe``; the result is validated like a Recipe."""

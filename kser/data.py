@@ -75,6 +75,13 @@ def speaker_class_counts(records: RecordsInfo, splits: tuple[str, ...] = SPLITS)
     return result
 
 
+def speakers_of(records: RecordsInfo, split: "str | Subset") -> tuple[str, ...]:
+    """The speakers with clips in ``split`` (a split name or Subset), sorted."""
+    subset = Subset.of(split)
+    present = set(speaker_class_counts(records, subset.splits))
+    return tuple(sorted(present if subset.speakers is None else present & set(subset.speakers)))
+
+
 def class_counts(records: RecordsInfo, split: "str | Subset" = "train") -> np.ndarray:
     """Clips per label (in label order) of a split or subset."""
     subset = Subset.of(split)
@@ -274,13 +281,19 @@ def _select_speakers(dataset: Any, plan: InputPlan) -> Any:
 
 
 def _parse(dataset: Any, plan: InputPlan, deterministic: bool) -> Any:
-    """(waveform float32 [samples], label) per clip."""
+    """(waveform float32 [samples], label[, speaker index in plan.speakers or -1]) per clip."""
     tf = tensorflow()
     encoding, samples = plan.records.waveform_encoding, plan.records.clip_samples
+    names = tf.constant(plan.speakers or ("",), dtype=tf.string)
 
-    def parse(serialized: Any) -> tuple[Any, Any]:
+    def parse(serialized: Any) -> tuple[Any, ...]:
         parsed = parse_example(serialized, encoding)
-        return tf.ensure_shape(parsed["waveform"], [samples]), parsed["label"]
+        waveform = tf.ensure_shape(parsed["waveform"], [samples])
+        if not plan.speakers:
+            return waveform, parsed["label"]
+        known = tf.equal(parsed["speaker"], names)
+        speaker = tf.where(tf.reduce_any(known), tf.argmax(tf.cast(known, tf.int32), output_type=tf.int32), -1)
+        return waveform, parsed["label"], speaker
 
     return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic or not plan.training)
 
@@ -290,8 +303,10 @@ def _targets(dataset: Any, plan: InputPlan) -> Any:
     tf = tensorflow()
     weights = None if plan.weights is None else tf.constant(plan.weights)
 
-    def finish(inputs: Any, labels: Any) -> Any:
+    def finish(inputs: Any, labels: Any, *speaker: Any) -> Any:
         targets = tf.one_hot(labels, plan.num_classes) if plan.one_hot else labels
+        if speaker:  # tf.one_hot of -1 (a speaker not in plan.speakers) is all zeros
+            targets = tf.concat([targets, tf.one_hot(speaker[0], len(plan.speakers))], axis=-1)
         if weights is None:
             return inputs, targets
         return inputs, targets, tf.gather(weights, labels)
@@ -305,7 +320,7 @@ def _featurise(dataset: Any, stages: tuple[tuple[Any, bool], ...]) -> Any:
     tf = tensorflow()
     for layer, random in stages:
         if random:
-            dataset = dataset.map(lambda x, y, layer=layer: (layer(x, training=True), y))
+            dataset = dataset.map(lambda x, *rest, layer=layer: (layer(x, training=True), *rest))
         else:
-            dataset = dataset.map(lambda x, y, layer=layer: (layer(x), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            dataset = dataset.map(lambda x, *rest, layer=layer: (layer(x), *rest), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset

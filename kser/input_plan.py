@@ -7,7 +7,7 @@ which front-end stages make features, whether it mixes, and this worker's share.
 then runs the same stages over the plan, in its own engine:
 
     read (plan.shards) -> select (plan.subset.speakers) -> [balance] -> batch
-    -> [featurise: plan.stages] -> targets (one-hot[, weights]) -> [mix]
+    -> [featurise: plan.stages] -> targets (one-hot[ | speaker one-hot][, weights]) -> [mix]
 
 Why: the decisions (an evaluation split is never balanced, augmented or mixed; weights only for
 training; a worker's share) were made twice, once per pipeline, and two copies drift.
@@ -43,6 +43,8 @@ class InputOptions:
     only worker ``index``'s share and yields full batches from an endless stream.
     ``feature_cache``: a kser.feature_cache file holding ``front_end``'s outputs for these records;
     the features are read from it instead of computed (no augmentation can act on them then).
+    ``speakers``: one-hot targets gain a speaker one-hot over these names, appended (zeros for a
+    clip of another speaker), for a speaker-adversarial head (kser.adversary).
     """
 
     batch_size: int = 32
@@ -56,6 +58,7 @@ class InputOptions:
     mixup_alpha: float = 0.0
     worker: tuple[int, int] = (0, 1)
     feature_cache: Path | None = None
+    speakers: tuple[str, ...] = ()
 
 
 BALANCE_MODES = ("none", "oversample", "weights")
@@ -85,6 +88,7 @@ class InputPlan:
     worker_count: int  # > 1 only for a training dataset of a multi-worker run
     per_example: bool  # every worker reads every file and keeps one clip in worker_count
     feature_cache: Path | None  # features read from this file (kser.feature_cache), not computed
+    speakers: tuple[str, ...]  # appended speaker one-hot over these names; () for none
 
     @property
     def endless(self) -> bool:
@@ -115,6 +119,8 @@ def plan_inputs(
     training = subset.splits == ("train",) if options.training is None else options.training
     if training and options.mixup_alpha > 0 and not options.one_hot:
         raise KserError("mixup needs one-hot labels")
+    if options.speakers and not options.one_hot:
+        raise KserError("speaker targets are appended to one-hot labels")
     shards = shard_paths(records_dir, records, subset)
     index, count = options.worker if training else (0, 1)
     per_example = False
@@ -160,4 +166,5 @@ def plan_inputs(
         worker_count=count,
         per_example=per_example,
         feature_cache=None if options.feature_cache is None else Path(options.feature_cache),
+        speakers=tuple(options.speakers),
     )

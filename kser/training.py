@@ -20,7 +20,7 @@ from typing import Any
 
 from kser import model_dir as model_files
 from kser.config import RECIPES, AugmentConfig, DistributionConfig, FeatureConfig, TrainConfig
-from kser.data import BALANCE_MODES, Subset, split_size
+from kser.data import BALANCE_MODES, Subset, speakers_of, split_size
 from kser.distribution import Distribution
 from kser.distribution import setup as setup_distribution
 from kser.records_info import RecordsInfo, read_records_info
@@ -150,6 +150,8 @@ def check_config(config: TrainConfig) -> None:
         raise KserError("--profile_batches uses TensorFlow's profiler: pip install 'kser[tensorflow]'")
     if config.balance not in BALANCE_MODES:
         raise KserError(f"unknown balance mode {config.balance!r}; choose one of {', '.join(BALANCE_MODES)}")
+    if not config.speaker_adversary >= 0:
+        raise KserError(f"--speaker_adversary must be at least 0 (0: no speaker head), got {config.speaker_adversary}")
     from kser.architectures import PRESET_ARCHITECTURES
 
     if config.arch in PRESET_ARCHITECTURES and not config.preset:
@@ -222,8 +224,10 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> Any:
     )
 
 
-def compile_for_training(model: Any, config: TrainConfig, steps_per_epoch: int) -> Any:
+def compile_for_training(model: Any, config: TrainConfig, steps_per_epoch: int, num_classes: int | None = None) -> Any:
     """Optimizer (Adam, or AdamW when weight_decay > 0), loss and metrics of a resolved config.
+    ``num_classes`` (default: the model's outputs): the emotions, when the model also outputs a
+    speaker-adversarial head's probabilities after them (kser.adversary).
 
     Returns the compiled :class:`kser.callbacks.UnweightedAverageRecall`, whose confusion matrix
     holds the latest validation pass at each epoch end (for ClassMetrics).
@@ -238,9 +242,15 @@ def compile_for_training(model: Any, config: TrainConfig, steps_per_epoch: int) 
         if config.weight_decay > 0
         else keras.optimizers.Adam(schedule)
     )
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    uar = UnweightedAverageRecall(model.output_shape[-1])
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy", uar])
+    num_classes = num_classes or model.output_shape[-1]
+    uar = UnweightedAverageRecall(num_classes)
+    if num_classes == model.output_shape[-1]:
+        loss, accuracy = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing), "accuracy"
+    else:
+        from kser.adversary import EmotionSpeakerLoss, emotion_accuracy
+
+        loss, accuracy = EmotionSpeakerLoss(num_classes, config.label_smoothing), emotion_accuracy(num_classes)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy, uar])
     return uar
 
 
@@ -431,8 +441,17 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
     if config.deterministic and keras.backend.backend() == "tensorflow":
         tensorflow().config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    speakers = speakers_of(records, train_on) if config.speaker_adversary > 0 else ()
     with dist.scope():
         core = build_core(config.arch, len(label_names), front_end.output_feature_shape, model_options)
+        trained = core  # what trains: core, or core beside a speaker-adversarial head (kser.adversary)
+        if speakers:
+            from kser.adversary import with_speaker_adversary
+
+            try:
+                trained = with_speaker_adversary(core, len(speakers), config.speaker_adversary)
+            except ValueError as error:
+                raise KserError(str(error)) from None
     # Only now, with every setting checked and the model built, is anything written: a failed
     # command never leaves a train_config.json that would refuse its corrected retry.
     _prepare_model_dir(model_dir, run, request.overwrite, dist)
@@ -446,9 +465,9 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
         cache = ensure_cache(cache_folder(records_dir), records_dir, front_end, _say if dist.is_chief else None)
     steps = math.ceil(split_size(records, train_on, config.balance) / config.batch_size)
     with dist.scope():
-        model = build_training_model(core, front_end, augment_config, seed) if features_on == "model" else core
-        uar = compile_for_training(model, config, steps)
-    common = dict(batch_size=request.local_batch, front_end=front_end, output=output, feature_cache=cache)
+        model = build_training_model(trained, front_end, augment_config, seed) if features_on == "model" else trained
+        uar = compile_for_training(model, config, steps, num_classes=len(label_names))
+    common = dict(batch_size=request.local_batch, front_end=front_end, output=output, feature_cache=cache, speakers=speakers)
     train_data = make_inputs(
         records_dir,
         train_on,

@@ -131,3 +131,12 @@ def test_prosody_channels_under_jax(records, tmp_path):
     ok("train", "--arch=small", f"--records_dir={records}", f"--model_dir={model}", "--epochs=1", "--seed=0", "--prosody",
        f"--model_options={TINY}")
     assert json.loads((model / "kser_model.json").read_text())["extra"]["front_end"]["prosody"] == ["energy_db", "voicing", "pitch_semitones"]
+
+
+def test_speaker_adversary_trains_under_jax(records, tmp_path):
+    """The gradient reversal is plain keras.ops (stop_gradient), and the PyDataset appends the speaker targets."""
+    model = tmp_path / "model"
+    ok("train", "--arch=small", f"--records_dir={records}", f"--model_dir={model}", "--epochs=1", "--seed=0",
+       "--speaker_adversary=0.5", f"--model_options={TINY}")
+    assert json.loads((model / "train_config.json").read_text())["train"]["speaker_adversary"] == 0.5
+    ok("evaluate", f"--model_dir={model}", f"--records_dir={records}", "--split=test")
