@@ -133,11 +133,9 @@ def _same_folds(previous: dict[str, Any], definition: dict[str, Any]) -> bool:
         run.pop("folds", None)
         return run
 
-    shared = min(len(previous.get("folds", [])), len(definition["folds"]))
-    return (
-        without_fold_count(previous) == without_fold_count(definition)
-        and previous.get("folds", [])[:shared] == definition["folds"][:shared]
-    )
+    before, now = previous.get("folds", []), definition.get("folds", [])
+    shared = min(len(before), len(now))
+    return without_fold_count(previous) == without_fold_count(definition) and before[:shared] == now[:shared]
 
 
 def _start(model_dir: Path, definition: dict[str, Any]) -> None:
