@@ -22,6 +22,7 @@ flags.DEFINE_string("data_dir", None, "Folder of audio files (searched recursive
 flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.", required=True)
 flags.DEFINE_enum("layout", _BUILD.layout, available_layouts(), "How file names/folders map to labels and speakers: " + "; ".join(f"{name}: {layout_example(name)}" for name in available_layouts()) + ".")
 flags.DEFINE_list("labels", None, "The label set, in order, e.g. ANG,HAP,NEU,SAD (default: the layout's; CREMA-D's six for the emotion corpora). Clips with other labels are excluded and counted.")
+flags.DEFINE_list("also", [], "More corpora in the same records, LAYOUT=DIR each (e.g. emodb=/data/emodb,tess=/data/tess): their clips with labels of the set, speakers and clip ids prefixed LAYOUT: (multi-corpus training).")
 flags.DEFINE_string("speaker_pattern", None, "folders layout: regex whose first group, searched in the file stem, is the speaker.")
 flags.DEFINE_string("csv", None, "csv layout: listing with header path,label[,speaker] (default DATA_DIR/labels.csv).")
 flags.DEFINE_enum("split", _SPLIT.strategy, list(STRATEGIES), "speaker: actor-disjoint and stratified; random: per clip, stratified (the study); none: every clip in the test split (to score a model on, or to cross-validate).")
@@ -58,6 +59,7 @@ def config_from_flags() -> BuildConfig:
         speaker_pattern=FLAGS.speaker_pattern,
         csv_path=FLAGS.csv,
         labels=tuple(FLAGS.labels) if FLAGS.labels else None,
+        also=tuple(FLAGS.also),
         seed=FLAGS.seed,
         audio=dataclasses.replace(
             PREPROCESSING[FLAGS.preprocessing],

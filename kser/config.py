@@ -13,6 +13,9 @@ from typing import Any, Mapping
 CREMA_D_EMOTIONS: tuple[str, ...] = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 
 
+ADDED_LATER = "added_later"  # field metadata: stored only when not at its default
+
+
 @dataclasses.dataclass(frozen=True)
 class AudioConfig:
     """Per-clip waveform preparation (study steps 1-4)."""
@@ -88,9 +91,9 @@ class BuildConfig:
     workers: int = 0  # 0: one per CPU core
     strict: bool = False
     overwrite: bool = False
-
-
-ADDED_LATER = "added_later"  # field metadata: stored only when not at its default
+    # More corpora in the same records, "LAYOUT=DIR" each: their clips with labels of the set above,
+    # speakers and clip ids prefixed "LAYOUT:" (kser.layouts.with_corpora).
+    also: tuple[str, ...] = dataclasses.field(default=(), metadata={ADDED_LATER: True})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -144,6 +144,55 @@ def scan(data_dir: str | os.PathLike, layout: str, options: LayoutOptions = Layo
     return Scan(clips, skipped, label_names, dict(sorted(excluded.items())))
 
 
+def parse_corpus(entry: str) -> tuple[str, str]:
+    """One ``--also`` entry, ``LAYOUT=DIR``, as (layout, folder); KserError naming a malformed one."""
+    layout, separator, folder = entry.partition("=")
+    layout, folder = layout.strip(), folder.strip()
+    if not separator or not layout or not folder:
+        raise KserError(f"--also {entry!r}: write LAYOUT=DIR, e.g. emodb=/data/emodb")
+    if layout not in _LAYOUTS:
+        raise KserError(f"--also {entry!r}: unknown layout {layout!r}; known layouts: {', '.join(available_layouts())}")
+    return layout, folder
+
+
+def with_corpora(primary: Scan, entries: Iterable[str]) -> Scan:
+    """``primary`` plus the clips of more corpora (``--also``: ``LAYOUT=DIR`` each, scanned with
+    their layout's defaults) whose label is in ``primary``'s label set.
+
+    Why one records build for several corpora: training on more speakers, languages and recording
+    chains is what generalises (issue 22), and everything downstream (speaker splits, speaker
+    cross-validation, balance) then works on the union unchanged. An added corpus's speakers and
+    clip ids are prefixed ``LAYOUT:``, so that two corpora never share a speaker or an id; the
+    primary corpus keeps its names. Each layout may be added once.
+    """
+    clips, skipped = list(primary.clips), list(primary.skipped)
+    excluded = collections.Counter(primary.excluded)
+    chosen = set(primary.label_names)
+    seen: set[str] = set()
+    for entry in entries:
+        layout, folder = parse_corpus(entry)
+        if layout in seen:
+            raise KserError(f"--also names layout {layout!r} twice; add each corpus once")
+        seen.add(layout)
+        found = scan(folder, layout)
+        kept = [clip for clip in found.clips if clip.label in chosen]
+        if not kept:
+            raise KserError(f"--also {entry}: no clip has one of the labels {', '.join(primary.label_names)}")
+        excluded.update(found.excluded)
+        excluded.update(clip.label for clip in found.clips if clip.label not in chosen)
+        clips.extend(
+            dataclasses.replace(
+                clip,
+                speaker=f"{layout}:{clip.speaker}" if clip.speaker != UNKNOWN_SPEAKER else UNKNOWN_SPEAKER,
+                clip_id=f"{layout}:{clip.clip_id}",
+            )
+            for clip in kept
+        )
+        skipped.extend(found.skipped)
+    _check_unique_ids(clips)
+    return Scan(clips, skipped, primary.label_names, dict(sorted(excluded.items())))
+
+
 def _label_set(layout: str, clips: list[ClipSource], requested: tuple[str, ...] | None) -> tuple[str, ...]:
     """The requested labels, checked against what the layout can produce and what was found."""
     spec = _LAYOUTS[layout]

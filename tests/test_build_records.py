@@ -309,3 +309,19 @@ def test_shard_counts_for_workers_and_old_builds_keep_their_fingerprint():
 def test_shard_counts_below_one_are_refused(tmp_path, records):
     with pytest.raises(KserError, match="shards must be between 1 and"):
         build_records(BuildConfig(data_dir=str(tmp_path), output_dir=str(tmp_path / "out"), records=records))
+
+
+def test_a_build_from_two_corpora_keeps_their_speakers_apart(crema, tmp_path):
+    """--also: a second corpus joins the same records; speaker splits and counts cover both."""
+    other = tmp_path / "other"
+    write_crema_d(other, actors=4, seed=7)
+    result = build_records(
+        config_for(crema, tmp_path / "records", also=(f"crema_d={other}",)), progress_stream=open("/dev/null", "w")
+    )
+    manifest = result.manifest
+    assert manifest["total_clips"] == (8 + 4) * 2 * 6 and manifest["also"] == [f"crema_d={other}"]
+    speakers = {split: set(manifest["splits"][split]["speakers"]) for split in SPLITS}
+    every = set().union(*speakers.values())
+    assert len(every) == 12 and sum(speaker.startswith("crema_d:") for speaker in every) == 4
+    assert not any(speakers[a] & speakers[b] for a in SPLITS for b in SPLITS if a < b)  # split by speaker, across corpora
+    assert {row["clip_id"] for row in read_split(result.output_dir, "train")} & {f"crema_d:{p.stem}" for p in other.glob("*.wav")}

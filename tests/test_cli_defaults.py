@@ -33,6 +33,7 @@ EXPECTED = {
         "split_fractions": [str(f) for f in SplitConfig().fractions], "shard_size_mb": RecordsConfig().shard_size_mb,
         "waveform_encoding": RecordsConfig().waveform_encoding, "num_shards": RecordsConfig().num_shards,
         "min_shards": RecordsConfig().min_shards,
+        "also": list(_BUILD.also),
     },
     "kser_cli.training_flags": {
         "arch": _TRAIN.arch, "batch_size": _TRAIN.batch_size, "balance": _TRAIN.balance,

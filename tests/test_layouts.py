@@ -238,3 +238,33 @@ def test_bad_label_sets_are_clear_errors(tmp_path, labels, message):
         touch(tmp_path / name)
     with pytest.raises(KserError, match=message):
         layouts.scan(tmp_path, "ravdess", layouts.LayoutOptions(labels=labels))
+
+
+def test_more_corpora_join_with_prefixed_speakers_and_the_primary_label_set(tmp_path):
+    """--also: EmoDB beside CREMA-D; EmoDB's boredom is outside the six and counted as excluded."""
+    for name in ("1001_DFA_ANG_XX.wav", "1002_IEO_SAD_HI.wav"):
+        touch(tmp_path / "crema" / name)
+    for name in ("03a01Wa.wav", "03a01Ta.wav", "08b02La.wav"):  # anger, sadness, boredom
+        touch(tmp_path / "emodb" / name)
+    primary = layouts.scan(tmp_path / "crema", "crema_d")
+    joined = layouts.with_corpora(primary, [f"emodb={tmp_path / 'emodb'}"])
+    assert joined.label_names == primary.label_names == CREMA_D_EMOTIONS
+    assert {(c.label, c.speaker, c.clip_id) for c in joined.clips} == {
+        ("ANG", "1001", "1001_DFA_ANG_XX"),
+        ("SAD", "1002", "1002_IEO_SAD_HI"),
+        ("ANG", "emodb:03", "emodb:03a01Wa"),
+        ("SAD", "emodb:03", "emodb:03a01Ta"),
+    }
+    assert joined.excluded == {"BOR": 1}
+    with pytest.raises(KserError, match="write LAYOUT=DIR"):
+        layouts.with_corpora(primary, [str(tmp_path / "emodb")])
+    with pytest.raises(KserError, match="unknown layout 'emo'"):
+        layouts.with_corpora(primary, [f"emo={tmp_path / 'emodb'}"])
+    with pytest.raises(KserError, match="twice"):
+        layouts.with_corpora(primary, [f"emodb={tmp_path / 'emodb'}", f"emodb={tmp_path / 'emodb'}"])
+    with pytest.raises(KserError, match="does not exist"):
+        layouts.with_corpora(primary, [f"tess={tmp_path / 'nowhere'}"])
+    only_boredom = tmp_path / "bored"
+    touch(only_boredom / "08b02La.wav")
+    with pytest.raises(KserError, match=r"bored has one of the labels ANG, DIS"):
+        layouts.with_corpora(primary, [f"emodb={only_boredom}"])

@@ -95,6 +95,8 @@ def build_records(config: BuildConfig, progress_stream: TextIO | None = None) ->
     scan = layouts.scan(
         config.data_dir, config.layout, layouts.LayoutOptions(config.speaker_pattern, config.csv_path, config.labels)
     )
+    if config.also:
+        scan = layouts.with_corpora(scan, config.also)
     if config.strict and scan.skipped:
         first = scan.skipped[0]
         raise KserError(f"--strict: {len(scan.skipped)} file(s) cannot be used; first: {first.path}: {first.reason}")

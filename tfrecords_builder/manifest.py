@@ -53,6 +53,7 @@ def make_manifest(
         "kser_version": kser.__version__,
         "data_dir": str(Path(config.data_dir).resolve()),
         "layout": config.layout,
+        **({"also": list(config.also)} if config.also else {}),  # more corpora (kser.layouts.with_corpora)
         "seed": config.seed,
         "config": fingerprint["config"],
         "inputs_sha256": fingerprint["inputs_sha256"],
