@@ -414,6 +414,8 @@ def test_predict_can_choose_among_some_labels(exported, audio_files):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].split("\t")[2:4] == [names[0], names[2]]
     assert_one_line_error(run_kser("predict", f"--export_dir={exported}", f"--labels={names[0]},BORED", str(short)), "BORED", "not among the model's labels")
+    with pytest.raises(KserError, match="needs at least two of the model's labels"):
+        restricted_to(loaded, [names[1]])  # one label: nothing left to choose between
 
 
 def test_kser_predict_to_a_reader_that_stops_early_ends_quietly(exported, audio_files):
