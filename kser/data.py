@@ -76,9 +76,10 @@ def speaker_class_counts(records: RecordsInfo, splits: tuple[str, ...] = SPLITS)
 
 
 def speakers_of(records: RecordsInfo, split: "str | Subset") -> tuple[str, ...]:
-    """The speakers with clips in ``split`` (a split name or Subset), sorted."""
+    """The named speakers with clips in ``split`` (a split name or Subset), sorted; clips whose
+    layout cannot tell the speaker (an empty name) are not a speaker."""
     subset = Subset.of(split)
-    present = set(speaker_class_counts(records, subset.splits))
+    present = set(speaker_class_counts(records, subset.splits)) - {""}
     return tuple(sorted(present if subset.speakers is None else present & set(subset.speakers)))
 
 
