@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from kser.audio_frontend import AudioFrontEnd, classifier_of, waveform_classifier, with_dft
 from kser.config import FeatureConfig
-from kser.prosody import CHANNELS, decimation_factor, pitch_track, prosody_contours
+from kser.prosody import CHANNELS, VOICED, decimation_factor, pitch_track, prosody_contours
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
@@ -147,3 +148,31 @@ def test_kser_train_with_prosody_evaluates_and_refuses_a_pretrained_encoder(tmp_
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     refused = run_kser("train", "--arch=whisper", "--preset=whisper_tiny_en", f"--records_dir={records}", f"--model_dir={tmp_path / 'w'}", "--prosody")
     assert_one_line_error(refused, "--prosody", "--arch=whisper")
+
+
+RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess16k"
+
+
+@pytest.mark.skipif(not RAVDESS.is_dir(), reason=f"real RAVDESS clips not found at {RAVDESS} (../shared is absent)")
+def test_real_voices_agree_with_librosa_pyin():
+    """Four real clips (a male and a female actor, neutral and angry): on frames both call voiced,
+    the pitch is within 10% of pYIN's on at least 90% of them, and the voicing decisions agree on
+    78% of all frames on average (82% measured over 12 clips), 60% at least."""
+    librosa = pytest.importorskip("librosa")
+    soundfile = pytest.importorskip("soundfile")
+    gross, agree = [], []
+    for actor in ("Actor_01", "Actor_02"):
+        for emotion in ("01", "05"):
+            path = RAVDESS / actor / f"03-01-{emotion}-01-01-01-{actor[-2:]}.flac"
+            audio, rate = soundfile.read(path, dtype="float32")
+            audio = np.pad(audio[:48_000], (0, max(0, 48_000 - audio.size)))
+            audio = (audio - audio.mean()) / audio.std()
+            pitch, voicing, _ = pitch_track(audio[None], CONFIG, 300)
+            pitch, voiced = keras.ops.convert_to_numpy(pitch)[0], keras.ops.convert_to_numpy(voicing)[0] > VOICED
+            reference, reference_voiced, _ = librosa.pyin(audio, fmin=50, fmax=450, sr=rate, frame_length=1024, hop_length=CONFIG.hop_length)
+            reference, reference_voiced = reference[:300], reference_voiced[:300]
+            both = voiced & reference_voiced
+            assert both.sum() > 40, path
+            gross.append(np.mean(np.abs(pitch[both] / reference[both] - 1) > 0.1))
+            agree.append(np.mean(voiced == reference_voiced))
+    assert np.mean(gross) < 0.1 and np.mean(agree) > 0.78 and min(agree) > 0.6, (gross, agree)
