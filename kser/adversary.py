@@ -4,8 +4,8 @@ forget who speaks.
 Why: a corpus of 15 training speakers lets a classifier lean on speaker identity (voice, sentence
 delivery) as a shortcut; on new speakers and corpora that shortcut fails. Domain-adversarial
 training (Ganin & Lempitsky 2015) adds a head that predicts the speaker from the classifier's
-pooled embedding through a gradient reversal layer: the head learns to tell speakers apart, and
-the reversed gradient pushes the embedding to make that impossible.
+pooled embedding (the input of its final Dense layer) through a gradient reversal layer: the head
+learns to tell speakers apart, and the reversed gradient pushes the embedding to make that impossible.
 
 How: the training model outputs ``[emotion probabilities | speaker probabilities]`` (one tensor,
 so mixup, class weights and every input pipeline carry the targets unchanged: the speaker one-hot
@@ -23,7 +23,6 @@ import keras
 from keras import ops
 
 SPEAKER_HEAD_NAME = "speaker_predictions"
-EMBEDDING_OF = "predictions"  # the classifier's output layer: its input is the pooled embedding
 
 
 @keras.saving.register_keras_serializable(package="kser")
@@ -53,10 +52,9 @@ class GradientReversal(keras.layers.Layer):
 def with_speaker_adversary(core: keras.Model, num_speakers: int, scale: float) -> keras.Model:
     """``core`` (features -> emotion probabilities) with the speaker head beside it: features ->
     ``[emotion probabilities | speaker probabilities]``, sharing every weight of ``core``."""
-    try:
-        embedding_layer = core.get_layer(EMBEDDING_OF)
-    except ValueError:
-        raise ValueError(f"--speaker_adversary needs a classifier whose output layer is named {EMBEDDING_OF!r}; {core.name} has none") from None
+    embedding_layer = core.layers[-1]  # the output layer: its input is the pooled embedding
+    if not isinstance(embedding_layer, keras.layers.Dense):
+        raise ValueError(f"--speaker_adversary needs a classifier that ends in a Dense layer; {core.name} ends in {type(embedding_layer).__name__}")
     if num_speakers < 2:
         raise ValueError(f"--speaker_adversary needs at least 2 training speakers, got {num_speakers}")
     with_embedding = keras.Model(core.inputs, [core.output, embedding_layer.input], name=f"{core.name}_with_embedding")

@@ -91,9 +91,12 @@ def test_the_adversary_shares_the_classifier_and_needs_its_output_layer():
     assert model.output_shape == (None, 7)
     core_weights = {id(w) for w in core.weights}
     assert core_weights < {id(w) for w in model.weights}
-    other = keras.Sequential([keras.Input(TINY_INPUT), keras.layers.Flatten(), keras.layers.Dense(3, name="out")])
-    with pytest.raises(ValueError, match="output layer is named 'predictions'"):
+    inputs = keras.Input(TINY_INPUT)
+    other = keras.Model(inputs, keras.layers.Softmax()(keras.layers.Dense(3)(keras.layers.Flatten()(inputs))))
+    with pytest.raises(ValueError, match="ends in a Dense layer; .* ends in Softmax"):
         with_speaker_adversary(other, 4, 0.5)
+    whisper_head = models.build("whisper", num_classes=3, input_shape=(20, 16), **TINY["whisper"])
+    assert with_speaker_adversary(whisper_head, 4, 0.5).output_shape == (None, 7)  # its output layer is "probabilities"
     with pytest.raises(ValueError, match="at least 2 training speakers"):
         with_speaker_adversary(core, 1, 0.5)
 
