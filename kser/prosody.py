@@ -150,7 +150,7 @@ def pitch_track(waveforms: Any, config: FeatureConfig, frames: int, dft: str = "
     nacf = products / ops.sqrt(ops.expand_dims(energy, -1) * ops.maximum(shifted_energy, 0.0) + _EPS)  # [batch, frames, lags]
 
     # 3. Every local maximum's height and position refined by a parabola through its neighbours
-    # (the lag grid is coarse at the decimated rate), then the best one after the octave cost.
+    # (the lag grid is coarse at the decimated rate), then the shortest-lag peak near the tallest.
     left, centre, right = nacf[..., :-2], nacf[..., 1:-1], nacf[..., 2:]
     is_peak = ops.logical_and(centre >= left, centre > right)
     curvature = left - 2.0 * centre + right
