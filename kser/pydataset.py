@@ -150,6 +150,8 @@ class RecordsDataset(keras.utils.PyDataset):
 
             features = cached_features(plan.feature_cache, self.clips.clip_ids)
             self.clips = dataclasses.replace(self.clips, stored=features, scales=np.ones(len(features), np.float32))
+        # kser.data._targets' rule, per clip once: a one-hot over plan.speakers, zeros for other speakers.
+        self._speaker_targets = (self.clips.speakers[:, None] == np.asarray(plan.speakers)[None, :]).astype(np.float32)
         self._members = np.arange(len(self.clips))
         if plan.per_example:
             self._members = self._members[plan.worker_index :: plan.worker_count]
@@ -209,13 +211,8 @@ class RecordsDataset(keras.utils.PyDataset):
             inputs = keras.ops.convert_to_numpy(layer(inputs, training=True) if random else layer(inputs))
         labels = self.clips.labels[chosen]
         targets = np.eye(plan.num_classes, dtype=np.float32)[labels] if plan.one_hot else labels
-        if plan.speakers:  # kser.data._targets' rule: zeros for a speaker not in plan.speakers
-            known = {name: index for index, name in enumerate(plan.speakers)}
-            speaker_rows = np.zeros((len(chosen), len(plan.speakers)), np.float32)
-            for row, speaker in enumerate(self.clips.speakers[chosen]):
-                if speaker in known:
-                    speaker_rows[row, known[speaker]] = 1.0
-            targets = np.concatenate([targets, speaker_rows], axis=-1)
+        if plan.speakers:
+            targets = np.concatenate([targets, self._speaker_targets[chosen]], axis=-1)
         batch = (inputs, targets) if plan.weights is None else (inputs, targets, plan.weights[labels])
         if plan.mixup_alpha > 0:
             rng = np.random.default_rng(None if plan.mixup_seed is None else [plan.mixup_seed, self.epoch, index])
