@@ -23,7 +23,7 @@ def rows(batches):
 
 
 @pytest.mark.parametrize("output", ["waveforms", "features"])
-def test_evaluation_batches_equal_tf_data_in_order_and_value(records, output):
+def test_evaluation_batches_equal_tf_data_in_order_and_value(records, output):  # noqa: F811
     ours = list(RecordsDataset(records, "validation", batch_size=5, output=output))
     theirs = tf_batches(records, "validation", batch_size=5, output=output)
     assert [len(batch[0]) for batch in ours] == [len(batch[0]) for batch in theirs]
@@ -35,14 +35,14 @@ def test_evaluation_batches_equal_tf_data_in_order_and_value(records, output):
             np.testing.assert_allclose(x, tx, atol=1e-4)  # the same AudioFrontEnd, eager vs graph
 
 
-def test_clips_are_the_records_in_their_order(records):
+def test_clips_are_the_records_in_their_order(records):  # noqa: F811
     clips = read_clips(records, "train")
     expected = read_split(records, "train")
     assert list(clips.clip_ids) == [row["clip_id"] for row in expected]
     np.testing.assert_array_equal(clips.waveforms(np.arange(len(clips))), np.stack([row["waveform"] for row in expected]))
 
 
-def test_an_unbalanced_training_epoch_holds_the_clips_tf_data_holds_once_each(records):
+def test_an_unbalanced_training_epoch_holds_the_clips_tf_data_holds_once_each(records):  # noqa: F811
     ours = RecordsDataset(records, "train", batch_size=16, output="waveforms", seed=3)
     theirs = tf_batches(records, "train", batch_size=16, output="waveforms", seed=3)
     first, second = rows(ours), rows(ours)
@@ -52,7 +52,7 @@ def test_an_unbalanced_training_epoch_holds_the_clips_tf_data_holds_once_each(re
     np.testing.assert_array_equal(first, rows(RecordsDataset(records, "train", batch_size=16, output="waveforms", seed=3)))
 
 
-def test_oversampling_balances_every_epoch_exactly_with_tf_datas_epoch_length(records):
+def test_oversampling_balances_every_epoch_exactly_with_tf_datas_epoch_length(records):  # noqa: F811
     manifest = read_records_info(records)
     counts = class_counts(manifest, "train")
     dataset = RecordsDataset(records, "train", batch_size=16, balance="oversample", output="waveforms", seed=0)
@@ -73,7 +73,7 @@ def test_balanced_indices_copy_each_clip_floor_times_and_draw_the_rest_without_r
     assert all(per_clip[i] in (3, 4) for i in range(10, 12))
 
 
-def test_worker_shares_are_disjoint_full_batches_covering_the_split(records):
+def test_worker_shares_are_disjoint_full_batches_covering_the_split(records):  # noqa: F811
     manifest = read_records_info(records)
     shares = [
         RecordsDataset(records, "train", batch_size=4, output="waveforms", seed=1 + i, worker=(i, 2), steps=5) for i in range(2)
@@ -88,7 +88,7 @@ def test_worker_shares_are_disjoint_full_batches_covering_the_split(records):
     assert seen[0] | seen[1] <= everything and manifest.splits["train"].clips == len(everything)
 
 
-def test_keras_fits_on_it_for_the_epochs_and_steps_asked(records):
+def test_keras_fits_on_it_for_the_epochs_and_steps_asked(records):  # noqa: F811
     import keras
 
     dataset = RecordsDataset(records, "train", batch_size=16, output="features", seed=0)
@@ -98,7 +98,7 @@ def test_keras_fits_on_it_for_the_epochs_and_steps_asked(records):
     assert len(history.history["loss"]) == 2 and dataset.epoch >= 2  # a fresh draw after each epoch
 
 
-def test_an_unknown_pipeline_or_tf_data_without_tensorflow_is_one_clear_error(records, monkeypatch):
+def test_an_unknown_pipeline_or_tf_data_without_tensorflow_is_one_clear_error(records, monkeypatch):  # noqa: F811
     import kser.inputs
     from kser.errors import KserError
     from kser.inputs import PIPELINE_ENV, make_inputs
