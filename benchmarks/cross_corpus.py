@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("run", help="a kser cross-validate model directory")
     parser.add_argument("--records_dir", required=True, help="test-only records of another corpus")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--speaker_stats", default="speaker", choices=("speaker", "training"),
+                        help="a --speaker_norm run: each speaker's own statistics, or the training clips' (as predict)")
     parser.add_argument("--name", default="cross_corpus")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
@@ -50,7 +52,7 @@ def main() -> None:
     for k in folds:
         directory = fold_dir(run, k)
         info = model_files.load_info(directory)
-        y_true, member = predict_split(model_files.load_model(directory), info, records_dir, args.split)
+        y_true, member = predict_split(model_files.load_model(directory), info, records_dir, args.split, speaker_stats=args.speaker_stats)
         if labels is not None and (not np.array_equal(labels, y_true) or names != info.label_names):
             raise SystemExit(f"fold {k} saw other clips or labels than fold {folds[0]}")
         labels, names = y_true, info.label_names
@@ -65,6 +67,7 @@ def main() -> None:
     result = {
         "run": str(run),
         "records_dir": str(records_dir),
+        "speaker_stats": args.speaker_stats,
         "folds": folds,
         "clips": int(labels.size),
         "classes_present": averaged["classes_present"],

@@ -7,7 +7,7 @@ from typing import Any
 
 from absl import flags
 
-from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT
+from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT, SPEAKER_STATS
 from kser.errors import KserError
 from kser.splits import SPLITS
 from kser_cli.common import reports_errors
@@ -19,6 +19,7 @@ flags.DEFINE_string("output_dir", None, "Where the report goes (default MODEL_DI
 flags.DEFINE_integer("batch_size", EVAL_BATCH_SIZE, "Batch size for scoring.")
 flags.DEFINE_list("noise_snr", [], "Also score the clips mixed with white noise and with babble (other speakers' clips) at these SNRs in dB, e.g. 20,10,5,0: robustness in report.json and robustness.png.")
 
+flags.DEFINE_enum("speaker_stats", "speaker", list(SPEAKER_STATS), "A --speaker_norm model: normalise each speaker with the statistics of its own clips in the split, or every clip with the training clips' (what predict and the exports do).")
 flags.DEFINE_list("speakers", [], "Score only these speakers of the split, e.g. 03,07,08 (a cross-validation fold's test actors in records built with --split=none).")
 
 FLAGS = flags.FLAGS
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> None:
     except ValueError:
         raise KserError(f"--noise_snr takes numbers in dB, e.g. 20,10,5,0; got {','.join(FLAGS.noise_snr)}") from None
     split = _subset(FLAGS.records_dir, FLAGS.split, FLAGS.speakers)
-    report = evaluate(FLAGS.model_dir, FLAGS.records_dir, split, FLAGS.output_dir, FLAGS.batch_size, noise_snrs=snrs)
+    report = evaluate(FLAGS.model_dir, FLAGS.records_dir, split, FLAGS.output_dir, FLAGS.batch_size, noise_snrs=snrs, speaker_stats=FLAGS.speaker_stats)
     print(summary_table(report))
     figures = "confusion_matrix.png, training_curves.png" + (", robustness.png" if snrs else "")
     print(f"report: {FLAGS.output_dir or FLAGS.model_dir + '/eval'}/report.json (+ classification_report.txt, {figures})")

@@ -47,6 +47,8 @@ DEFAULT_PREPROCESSING = "kser"
 EVAL_SPLIT = "test"
 EVAL_BATCH_SIZE = 32
 WINDOW_HOP_SECONDS = 1.0
+# A speaker-normalised model (kser.speaker_norm) is evaluated with each speaker's own statistics or the training clips'.
+SPEAKER_STATS = ("speaker", "training")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -405,6 +407,8 @@ class TrainConfig:
     preset: str | None = dataclasses.field(default=None, metadata={ADDED_LATER: True})
     # > 0: a speaker-adversarial head during training, its gradient reversed with this scale (kser.adversary).
     speaker_adversary: float = dataclasses.field(default=0.0, metadata={ADDED_LATER: True})
+    # Normalise each speaker's log-mel to zero mean, unit sd per band (kser.speaker_norm).
+    speaker_norm: bool = dataclasses.field(default=False, metadata={ADDED_LATER: True})
 
     def with_recipe(self, recipe: Recipe) -> "TrainConfig":
         """Every None recipe field filled in from ``recipe``; the result is validated like a Recipe."""

@@ -227,7 +227,7 @@ def make_dataset(
         # fails), however few clips its share holds: repeat first, so batches span passes.
         dataset = dataset.repeat()
     dataset = dataset.batch(plan.batch_size, drop_remainder=plan.endless)
-    dataset = _featurise(dataset, plan.stages)
+    dataset = _featurise(dataset, plan)
     dataset = _targets(dataset, plan)
     if plan.mixup_alpha > 0:
         dataset = _mixup(dataset, plan.mixup_alpha, plan.mixup_seed)
@@ -282,19 +282,16 @@ def _select_speakers(dataset: Any, plan: InputPlan) -> Any:
 
 
 def _parse(dataset: Any, plan: InputPlan, deterministic: bool) -> Any:
-    """(waveform float32 [samples], label[, speaker index in plan.speakers or -1]) per clip."""
+    """(waveform float32 [samples], label[, speaker name when plan.reads_speakers]) per clip."""
     tf = tensorflow()
     encoding, samples = plan.records.waveform_encoding, plan.records.clip_samples
-    names = tf.constant(plan.speakers or ("",), dtype=tf.string)
 
     def parse(serialized: Any) -> tuple[Any, ...]:
         parsed = parse_example(serialized, encoding)
         waveform = tf.ensure_shape(parsed["waveform"], [samples])
-        if not plan.speakers:
+        if not plan.reads_speakers:
             return waveform, parsed["label"]
-        known = tf.equal(parsed["speaker"], names)
-        speaker = tf.where(tf.reduce_any(known), tf.argmax(tf.cast(known, tf.int32), output_type=tf.int32), -1)
-        return waveform, parsed["label"], speaker
+        return waveform, parsed["label"], parsed["speaker"]
 
     return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic or not plan.training)
 
@@ -303,11 +300,13 @@ def _targets(dataset: Any, plan: InputPlan) -> Any:
     """Labels one-hot (or as they are), with the class weights when the plan has them."""
     tf = tensorflow()
     weights = None if plan.weights is None else tf.constant(plan.weights)
+    names = tf.constant(plan.speakers or ("",), dtype=tf.string)
 
     def finish(inputs: Any, labels: Any, *speaker: Any) -> Any:
         targets = tf.one_hot(labels, plan.num_classes) if plan.one_hot else labels
-        if speaker:  # tf.one_hot of -1 (a speaker not in plan.speakers) is all zeros
-            targets = tf.concat([targets, tf.one_hot(speaker[0], len(plan.speakers))], axis=-1)
+        if plan.speakers:  # all zeros for a speaker not in plan.speakers
+            known = tf.equal(tf.expand_dims(speaker[0], -1), tf.expand_dims(names, 0))
+            targets = tf.concat([targets, tf.cast(known, targets.dtype)], axis=-1)
         if weights is None:
             return inputs, targets
         return inputs, targets, tf.gather(weights, labels)
@@ -315,13 +314,21 @@ def _targets(dataset: Any, plan: InputPlan) -> Any:
     return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _featurise(dataset: Any, stages: tuple[tuple[Any, bool], ...]) -> Any:
+def _featurise(dataset: Any, plan: InputPlan) -> Any:
     """Batched in-graph augmentation and features (kser.frontend); the random layers are mapped
-    sequentially (parallel calls could repeat a draw, see kser.augment)."""
+    sequentially (parallel calls could repeat a draw, see kser.augment). Speaker statistics
+    normalise the front end's output (its one stage that is not random), before SpecAugment."""
     tf = tensorflow()
-    for layer, random in stages:
+    normalize = None
+    if plan.speaker_statistics is not None:
+        from kser.speaker_norm import batch_normalizer
+
+        normalize = batch_normalizer(plan.speaker_statistics)
+    for layer, random in plan.stages:
         if random:
             dataset = dataset.map(lambda x, *rest, layer=layer: (layer(x, training=True), *rest))
         else:
             dataset = dataset.map(lambda x, *rest, layer=layer: (layer(x), *rest), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            if normalize is not None:
+                dataset = dataset.map(lambda x, label, speaker: (normalize(x, speaker), label, speaker), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset

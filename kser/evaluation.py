@@ -15,7 +15,7 @@ import numpy as np
 
 from kser import model_dir as model_files
 from kser.atomic import write_json, write_text
-from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT, to_dict
+from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT, SPEAKER_STATS, to_dict
 from kser.data import Subset
 from kser.inputs import make_inputs
 from kser.records_info import read_records_info
@@ -68,12 +68,21 @@ def _averaged_over_present(metrics: dict[str, Any], present: list[str]) -> dict[
 
 
 def predict_split(
-    model: Any, info: model_files.ModelInfo, records_dir: Path, split: str | Subset, batch_size: int = EVAL_BATCH_SIZE
+    model: Any,
+    info: model_files.ModelInfo,
+    records_dir: Path,
+    split: str | Subset,
+    batch_size: int = EVAL_BATCH_SIZE,
+    speaker_stats: str = "speaker",
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(labels, probabilities)`` of every clip of ``split``, in the records' order and the model's
     label space: what :func:`evaluate` scores, and what an ensemble averages over models. ``model`` is
     a waveform classifier (kser.model_dir.load_model): its own front end makes the features, under
-    any Keras backend."""
+    any Keras backend. A speaker-normalised model (kser.speaker_norm) scores each speaker with the
+    statistics of its own clips (``speaker_stats="speaker"``), or every clip with its training
+    clips' (``"training"``: what ``kser predict`` and the exported models do)."""
+    if speaker_stats not in SPEAKER_STATS:
+        raise KserError(f"unknown speaker statistics {speaker_stats!r}; choose one of {', '.join(SPEAKER_STATS)}")
     records = read_records_info(records_dir)
     to_model = label_mapping(info.label_names, list(records.label_names), records_dir)
     from kser.audio_frontend import front_end_of
@@ -84,6 +93,14 @@ def predict_split(
             f"{records_dir} holds clips of {records.clip_samples} samples at {records.audio.sample_rate} Hz, but the model "
             f"takes {front_end.clip_samples} at {front_end.sample_rate} Hz; build the records with the model's sample rate and clip length"
         )
+    from kser.speaker_norm import predict_by_speaker, speaker_normalization_of
+
+    if speaker_stats == "speaker" and speaker_normalization_of(model) is not None:  # each test speaker's own, from all its clips
+        from kser.pydataset import read_clips
+
+        clips = read_clips(records_dir, Subset.of(split), records)
+        waveforms = clips.waveforms(np.arange(len(clips)))
+        return to_model[clips.labels], predict_by_speaker(model, waveforms, clips.speakers, batch_size)
     dataset = make_inputs(records_dir, split, batch_size=batch_size, training=False, one_hot=False, output="waveforms")
     # One pass: reading the labels and predicting separately would decode the clips twice.
     true_batches, probability_batches = [], []
@@ -139,13 +156,15 @@ def evaluate(
     output_dir: str | Path | None = None,
     batch_size: int = EVAL_BATCH_SIZE,
     noise_snrs: Sequence[float] = (),
+    speaker_stats: str = "speaker",
 ) -> dict[str, Any]:
     """Score the trained model on ``split`` and write the report files; returns report.json's content.
 
     The records may hold fewer labels than the model knows (another corpus, ``--split=none``):
     labels are matched by name, ``classes_present`` lists the classes scored, and UAR and macro F1
     average over those classes only. ``noise_snrs`` (dB) adds UAR under white noise and babble at
-    each (kser.robustness): ``robustness`` in the report and ``robustness.png``.
+    each (kser.robustness): ``robustness`` in the report and ``robustness.png``. ``speaker_stats``:
+    :func:`predict_split`'s, for a speaker-normalised model.
     """
     from kser.plots import confusion_matrix_png, training_curves_png
 
@@ -155,7 +174,10 @@ def evaluate(
     output = check_writable(output_dir or model_dir / model_files.EVAL_DIR, "report directory")
     model = model_files.load_model(model_dir)
     subset = Subset.of(split)
-    y_true, probabilities = predict_split(model, info, records_dir, subset, batch_size)
+    y_true, probabilities = predict_split(model, info, records_dir, subset, batch_size, speaker_stats)
+    from kser.speaker_norm import speaker_normalization_of
+
+    normalised = speaker_normalization_of(model) is not None
     metrics = metrics_for(y_true, probabilities, info.label_names)
     restricted = among_records_labels(y_true, probabilities, info.label_names, records.label_names)
 
@@ -164,6 +186,7 @@ def evaluate(
         "split": subset.label,
         "speakers": None if subset.speakers is None else sorted(subset.speakers),
         "arch": info.arch,
+        **({"speaker_statistics": speaker_stats} if normalised else {}),
         **metrics,
         "protocol": {
             "split_strategy": records.split_strategy,
@@ -178,7 +201,7 @@ def evaluate(
     if restricted is not None:
         report["among_records_labels"] = restricted
     if noise_snrs:
-        report["robustness"] = robustness(model, info, records_dir, subset, noise_snrs, batch_size)
+        report["robustness"] = robustness(model, info, records_dir, subset, noise_snrs, batch_size, speaker_stats)
     write_json(output / "report.json", report)
     write_text(output / "classification_report.txt", classification_report_text(metrics, digits=3) + "\n")
     confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), info.label_names, output / "confusion_matrix.png", title=f"{info.arch} on {subset.label}")
@@ -195,7 +218,13 @@ def evaluate(
 
 
 def robustness(
-    model: Any, info: model_files.ModelInfo, records_dir: Path, subset: Subset, snrs: Sequence[float], batch_size: int = EVAL_BATCH_SIZE
+    model: Any,
+    info: model_files.ModelInfo,
+    records_dir: Path,
+    subset: Subset,
+    snrs: Sequence[float],
+    batch_size: int = EVAL_BATCH_SIZE,
+    speaker_stats: str = "speaker",
 ) -> dict[str, Any]:
     """UAR of ``model`` on ``subset``'s clips mixed with white noise and babble at each SNR (dB)."""
     from kser.pydataset import read_clips
@@ -204,7 +233,11 @@ def robustness(
     clips = read_clips(records_dir, subset)
     to_model = label_mapping(info.label_names, list(read_records_info(records_dir).label_names), records_dir)
 
+    from kser.speaker_norm import predict_by_speaker, speaker_normalization_of
+
     def predict(waveforms: np.ndarray) -> np.ndarray:
+        if speaker_stats == "speaker" and speaker_normalization_of(model) is not None:  # each speaker's from its noisy clips
+            return predict_by_speaker(model, waveforms, clips.speakers, batch_size)
         return np.concatenate([np.asarray(model.predict_on_batch(waveforms[start : start + batch_size])) for start in range(0, len(waveforms), batch_size)])
 
     table = uar_under_noise(

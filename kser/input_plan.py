@@ -7,7 +7,7 @@ which front-end stages make features, whether it mixes, and this worker's share.
 then runs the same stages over the plan, in its own engine:
 
     read (plan.shards) -> select (plan.subset.speakers) -> [balance] -> batch
-    -> [featurise: plan.stages] -> targets (one-hot[ | speaker one-hot][, weights]) -> [mix]
+    -> [featurise: plan.stages, speaker normalisation after the front end] -> targets (one-hot[ | speaker one-hot][, weights]) -> [mix]
 
 Why: the decisions (an evaluation split is never balanced, augmented or mixed; weights only for
 training; a worker's share) were made twice, once per pipeline, and two copies drift.
@@ -45,6 +45,8 @@ class InputOptions:
     the features are read from it instead of computed (no augmentation can act on them then).
     ``speakers``: one-hot targets gain a speaker one-hot over these names, appended (zeros for a
     clip of another speaker), for a speaker-adversarial head (kser.adversary).
+    ``speaker_statistics``: features are normalised per speaker with these
+    (kser.speaker_norm.SpeakerStatistics), right after the front end.
     """
 
     batch_size: int = 32
@@ -59,6 +61,7 @@ class InputOptions:
     worker: tuple[int, int] = (0, 1)
     feature_cache: Path | None = None
     speakers: tuple[str, ...] = ()
+    speaker_statistics: Any | None = None
 
 
 BALANCE_MODES = ("none", "oversample", "weights")
@@ -89,6 +92,12 @@ class InputPlan:
     per_example: bool  # every worker reads every file and keeps one clip in worker_count
     feature_cache: Path | None  # features read from this file (kser.feature_cache), not computed
     speakers: tuple[str, ...]  # appended speaker one-hot over these names; () for none
+    speaker_statistics: Any | None  # kser.speaker_norm.SpeakerStatistics: per-speaker feature normalisation
+
+    @property
+    def reads_speakers(self) -> bool:
+        """Whether a clip's speaker travels with it past parsing (speaker targets or statistics)."""
+        return bool(self.speakers) or self.speaker_statistics is not None
 
     @property
     def endless(self) -> bool:
@@ -121,6 +130,8 @@ def plan_inputs(
         raise KserError("mixup needs one-hot labels")
     if options.speakers and not options.one_hot:
         raise KserError("speaker targets are appended to one-hot labels")
+    if options.speaker_statistics is not None and (options.output != "features" or options.feature_cache is not None):
+        raise KserError("speaker normalisation acts on the features the input pipeline computes (output='features', no feature cache)")
     shards = shard_paths(records_dir, records, subset)
     index, count = options.worker if training else (0, 1)
     per_example = False
@@ -167,4 +178,5 @@ def plan_inputs(
         per_example=per_example,
         feature_cache=None if options.feature_cache is None else Path(options.feature_cache),
         speakers=tuple(options.speakers),
+        speaker_statistics=options.speaker_statistics,
     )

@@ -17,7 +17,9 @@ from types import ModuleType
 from typing import Any, Sequence
 
 # The modules whose import registers every layer and metric a kser model.keras can hold.
-LAYER_MODULES = ("kser.audio_frontend", "kser.augment", "kser.features", "kser.models", "kser.callbacks", "kser.whisper")
+LAYER_MODULES = (
+    "kser.audio_frontend", "kser.augment", "kser.features", "kser.models", "kser.callbacks", "kser.whisper", "kser.speaker_norm",
+)
 _state = {"registered": False}
 
 

@@ -369,6 +369,7 @@ class _Session:
     features_on: str
     front_end: Any  # the saved model's AudioFrontEnd
     core: Any  # the classifier (features in)
+    classifier: Any  # what the saved model holds after its front end: core, or SpeakerNormalization -> core
     model: Any  # what fit trains: core, or the training front end + core
     steps: int
     train_data: Any
@@ -452,6 +453,7 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
                 trained = with_speaker_adversary(core, len(speakers), config.speaker_adversary)
             except ValueError as error:
                 raise KserError(str(error)) from None
+    speaker_statistics = _speaker_statistics(request, config, front_end, features_on)
     # Only now, with every setting checked and the model built, is anything written: a failed
     # command never leaves a train_config.json that would refuse its corrected retry.
     _prepare_model_dir(model_dir, run, request.overwrite, dist)
@@ -467,7 +469,10 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
     with dist.scope():
         model = build_training_model(trained, front_end, augment_config, seed) if features_on == "model" else trained
         uar = compile_for_training(model, config, steps, num_classes=len(label_names))
-    common = dict(batch_size=request.local_batch, front_end=front_end, output=output, feature_cache=cache, speakers=speakers)
+    common = dict(
+        batch_size=request.local_batch, front_end=front_end, output=output, feature_cache=cache, speakers=speakers,
+        speaker_statistics=speaker_statistics,
+    )
     train_data = make_inputs(
         records_dir,
         train_on,
@@ -484,7 +489,33 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
     # Every worker reads the whole validation set: the metrics are then exactly one process's.
     validation = None if validate_on is None else make_inputs(records_dir, validate_on, training=False, seed=seed, **common)
     callbacks, stop_on_non_finite = _callbacks(write_dir, uar, label_names, config, dist, validate_on is not None)
-    return _Session(config, features_on, front_end, core, model, steps, train_data, validation, callbacks, stop_on_non_finite)
+    classifier = core
+    if speaker_statistics is not None:
+        from kser.speaker_norm import with_speaker_normalization
+
+        classifier = with_speaker_normalization(core, speaker_statistics)
+    return _Session(config, features_on, front_end, core, classifier, model, steps, train_data, validation, callbacks, stop_on_non_finite)
+
+
+def _speaker_statistics(request: _Request, config: TrainConfig, front_end: Any, features_on: str) -> Any:
+    """With ``--speaker_norm``: the log-mel statistics of every training and validation speaker
+    (kser.speaker_norm), checked to be possible here; else None."""
+    if not config.speaker_norm:
+        return None
+    from kser.audio_frontend import AudioFrontEnd
+    from kser.speaker_norm import measure
+
+    if not isinstance(front_end, AudioFrontEnd):
+        raise KserError(f"--speaker_norm normalises log-mel features; --arch={config.arch} uses its pretrained encoder's own")
+    if features_on != "pipeline":
+        raise KserError(
+            "--speaker_norm needs the features computed in the input pipeline, where each clip's speaker is known "
+            f"(--features_on=pipeline, Keras's TensorFlow backend); here they would be computed in the {features_on}"
+        )
+    subsets = [request.train_on] + ([request.validate_on] if request.validate_on is not None else [])
+    statistics = measure(request.records_dir, subsets, front_end, fallback_subset=request.train_on)
+    _say(f"speaker normalisation: statistics of {len(statistics.names)} speaker(s), the rest fall back to the training clips'")
+    return statistics
 
 
 def _fit(session: _Session, write_dir: Path, verbose: int | str) -> Any:
@@ -498,13 +529,15 @@ def _fit(session: _Session, write_dir: Path, verbose: int | str) -> Any:
     )
     if session.stop_on_non_finite.stopped:
         raise KserError(f"training stopped: {session.stop_on_non_finite.message}; try a lower --learning_rate")
-    save_atomically(waveform_classifier(session.front_end, session.core), write_dir / model_files.MODEL_FILE)
+    save_atomically(waveform_classifier(session.front_end, session.classifier), write_dir / model_files.MODEL_FILE)
     return history
 
 
 def _save(session: _Session, history: Any, request: _Request) -> TrainResult:
     """The run's result; on the chief, kser_model.json beside model.keras and the backup removed."""
     config, model_dir, records_dir, records, dist = session.config, request.model_dir, request.records_dir, request.records, request.dist
+    from kser.speaker_norm import MIN_CLIPS as SPEAKER_NORM_MIN_CLIPS
+
     monitor = config.monitor if request.validate_on is not None else None
     result = _result(model_dir, history.history, session.features_on, session.core.count_params(), monitor)
     if not dist.is_chief:
@@ -523,6 +556,7 @@ def _save(session: _Session, history: Any, request: _Request) -> TrainResult:
                 "features_on": session.features_on,
                 "distribution": {"mode": dist.mode, "workers": dist.num_workers, "replicas": dist.replicas},
                 "front_end": session.front_end.describe(),
+                **({"speaker_norm": {"min_clips": SPEAKER_NORM_MIN_CLIPS}} if session.classifier is not session.core else {}),
             },
         ),
     )

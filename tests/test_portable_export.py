@@ -22,6 +22,7 @@ from kser import models  # noqa: E402
 from kser.audio_frontend import AudioFrontEnd, WaveformNormalization, waveform_classifier  # noqa: E402
 from kser.config import FeatureConfig  # noqa: E402
 from kser.portable_export import export_litert, export_onnx, portable_model  # noqa: E402
+from kser.speaker_norm import BandMoments, normalize_features, with_speaker_normalization  # noqa: E402
 from kser.waveform import normalize  # noqa: E402
 from tests.portable_runner import run_isolated  # noqa: E402
 from tests.test_features import speech_like  # noqa: E402
@@ -46,14 +47,21 @@ def waveforms() -> np.ndarray:
     return rows.astype(np.float32)
 
 
-def tiny_classifier(inputs: np.ndarray, prosody: bool = False) -> keras.Model:
+def tiny_classifier(inputs: np.ndarray, prosody: bool = False, speaker_norm: bool = False) -> keras.Model:
     """Tiny ``small`` on waveforms whose probabilities differ between rows, so that matching them means something.
 
     Its input BatchNormalization gets the features' statistics (rather than saturating on raw dB
     levels) and its output layer sharper weights (rather than giving near-uniform probabilities).
+    ``speaker_norm``: kser.speaker_norm's layer before it, holding these rows' band statistics.
     """
     front_end = AudioFrontEnd(16_000, CLIP, SILENCE_STD, features=FeatureConfig(prosody=prosody), name="front_end")
     features = keras.ops.convert_to_numpy(front_end(inputs))
+    statistics = None
+    if speaker_norm:
+        moments = BandMoments()
+        moments.add(features, ["rows"] * len(features))
+        statistics = moments.statistics(min_clips=1)
+        features = keras.ops.convert_to_numpy(normalize_features(features, statistics.mean, statistics.sd))
     keras.utils.set_random_seed(0)
     classifier = models.build("small", num_classes=4, input_shape=features.shape[1:], **TINY["small"])
     flat = features.reshape(-1, features.shape[2] * features.shape[3])
@@ -62,16 +70,20 @@ def tiny_classifier(inputs: np.ndarray, prosody: bool = False) -> keras.Model:
     batch_norm.moving_variance.assign(flat.var(axis=0))
     head = classifier.get_layer("predictions")
     head.kernel.assign(head.kernel * HEAD_GAIN)
+    if statistics is not None:
+        classifier = with_speaker_normalization(classifier, statistics)
     return waveform_classifier(front_end, classifier)
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["log_mel", "with_prosody"])
+@pytest.fixture(scope="module", params=[(False, False), (True, False), (False, True)], ids=["log_mel", "with_prosody", "with_speaker_norm"])
 def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The export of the reference front end, and of one with kser.prosody's channels too."""
+    """The export of the reference front end, of one with kser.prosody's channels, and of one with
+    kser.speaker_norm's layer (the training clips' statistics, as exported)."""
     folder = tmp_path_factory.mktemp("portable")
     inputs = waveforms()
     np.save(folder / "inputs.npy", inputs)
-    model = tiny_classifier(inputs, prosody=request.param)
+    prosody, speaker_norm = request.param
+    model = tiny_classifier(inputs, prosody=prosody, speaker_norm=speaker_norm)
     litert_model = portable_model(model, batch_size=BATCH)  # LiteRT needs a static batch
     onnx_model = portable_model(model)
     return {

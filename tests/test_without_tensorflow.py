@@ -140,3 +140,33 @@ def test_speaker_adversary_trains_under_jax(records, tmp_path):
        "--speaker_adversary=0.5", f"--model_options={TINY}")
     assert json.loads((model / "train_config.json").read_text())["train"]["speaker_adversary"] == 0.5
     ok("evaluate", f"--model_dir={model}", f"--records_dir={records}", "--split=test")
+
+
+def test_speaker_norm_scores_by_speaker_under_jax(records, tmp_path):
+    """Training with --speaker_norm needs tf.data (refused in one line here); a speaker-normalised
+    model scores each speaker with its own statistics under JAX all the same."""
+    import keras
+    import numpy as np
+
+    from kser.audio_frontend import front_end_for, waveform_classifier
+    from kser.pydataset import read_clips
+    from kser.records_info import read_records_info
+    from kser.speaker_norm import MIN_CLIPS, BandMoments, SpeakerNormalization, predict_by_speaker
+
+    refused = run_kser("train", f"--records_dir={records}", f"--model_dir={tmp_path / 'model'}", "--epochs=1", "--speaker_norm")
+    assert_one_line_error(refused, "--speaker_norm needs the features computed in the input pipeline")
+    front_end = front_end_for(read_records_info(records).audio)
+    features = keras.Input(front_end.output_feature_shape)
+    layer = SpeakerNormalization(front_end.output_feature_shape[1])
+    pooled = keras.layers.GlobalAveragePooling2D()(layer(features))
+    model = waveform_classifier(front_end, keras.Model(features, keras.layers.Dense(3, activation="softmax")(pooled)))
+    clips = read_clips(records, "test")
+    waveforms = clips.waveforms(np.arange(len(clips)))
+    scored = predict_by_speaker(model, waveforms, clips.speakers, batch_size=8)
+    for speaker in sorted(set(clips.speakers)):
+        rows = np.flatnonzero(clips.speakers == speaker)
+        assert len(rows) >= MIN_CLIPS
+        moments = BandMoments()
+        moments.add(keras.ops.convert_to_numpy(front_end(waveforms[rows])), [speaker] * len(rows))
+        layer.set_statistics(*moments.moments([speaker]))
+        np.testing.assert_allclose(scored[rows], keras.ops.convert_to_numpy(model(waveforms[rows])), rtol=1e-4, atol=1e-6)
