@@ -325,3 +325,11 @@ def test_a_build_from_two_corpora_keeps_their_speakers_apart(crema, tmp_path):
     assert len(every) == 12 and sum(speaker.startswith("crema_d:") for speaker in every) == 4
     assert not any(speakers[a] & speakers[b] for a in SPLITS for b in SPLITS if a < b)  # split by speaker, across corpora
     assert {row["clip_id"] for row in read_split(result.output_dir, "train")} & {f"crema_d:{p.stem}" for p in other.glob("*.wav")}
+    # Another spelling of the same folder resumes the build (the folders are not fingerprinted, as
+    # data_dir is not), and the manifest names the folder resolved.
+    respelled = tmp_path / "x" / ".." / "other"
+    (tmp_path / "x").mkdir()
+    again = build_records(
+        config_for(crema, tmp_path / "records", also=(f"crema_d={respelled}",)), progress_stream=open("/dev/null", "w")
+    )
+    assert again.manifest["also"] == [f"crema_d={other.resolve()}"] and again.manifest["inputs_sha256"] == manifest["inputs_sha256"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import kser
 from kser.config import BuildConfig
-from kser.layouts import Scan
+from kser.layouts import Scan, parse_corpus
 from kser.splits import SPLITS
 from kser_tfrecords_builder.plan import ShardPlan
 from kser_tfrecords_builder.state import Receipt
@@ -23,6 +23,12 @@ WAVEFORM_ERROR = {
     "int16": "peak-scaled 16-bit PCM: |stored - prepared| <= scale/2 = peak/65534 per sample (about -96 dB re the clip's peak)",
     "float32": "exact float32",
 }
+
+
+def resolved_corpus(entry: str) -> str:
+    """An ``--also`` entry as the manifest stores it: ``LAYOUT=`` its folder resolved, as data_dir is."""
+    layout, folder = parse_corpus(entry)
+    return f"{layout}={Path(folder).resolve()}"
 
 
 def make_manifest(
@@ -53,7 +59,7 @@ def make_manifest(
         "kser_version": kser.__version__,
         "data_dir": str(Path(config.data_dir).resolve()),
         "layout": config.layout,
-        **({"also": list(config.also)} if config.also else {}),  # more corpora (kser.layouts.with_corpora)
+        **({"also": [resolved_corpus(entry) for entry in config.also]} if config.also else {}),  # more corpora (kser.layouts.with_corpora)
         "seed": config.seed,
         "config": fingerprint["config"],
         "inputs_sha256": fingerprint["inputs_sha256"],

@@ -19,7 +19,7 @@ from kser.output_dirs import clear_own_entries, holds_entries, make_dir
 from kser import atomic
 from kser.config import BuildConfig, omit_added_later, to_dict
 from kser.errors import KserError
-from kser.layouts import ClipSource
+from kser.layouts import ClipSource, parse_corpus
 from kser.feature_cache import CACHE_DIR
 from kser.records import MANIFEST_FILE as MANIFEST
 from kser.records import SHARD_SUFFIX, file_sha256
@@ -37,6 +37,8 @@ def fingerprint(config: BuildConfig, clips: list[ClipSource]) -> dict[str, Any]:
     settings = {k: v for k, v in to_dict(config).items() if k not in _NOT_FINGERPRINTED}
     for section, defaults in _ADDED_LATER.items():
         settings[section] = omit_added_later(settings[section], defaults)
+    if settings.get("also"):  # the corpora's layouts; their folders are data_dir's kind: the listing covers the clips
+        settings["also"] = [parse_corpus(entry)[0] for entry in settings["also"]]
     listing = hashlib.sha256()
     for clip in sorted(clips, key=lambda c: c.clip_id):
         size = Path(clip.path).stat().st_size if Path(clip.path).exists() else -1
