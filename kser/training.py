@@ -226,8 +226,9 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> Any:
 
 def compile_for_training(model: Any, config: TrainConfig, steps_per_epoch: int, num_classes: int | None = None) -> Any:
     """Optimizer (Adam, or AdamW when weight_decay > 0), loss and metrics of a resolved config.
-    ``num_classes`` (default: the model's outputs): the emotions, when the model also outputs a
-    speaker-adversarial head's probabilities after them (kser.adversary).
+    ``num_classes`` (default: the model's outputs): the emotions. With ``config.speaker_adversary``
+    the model also outputs a speaker-adversarial head's probabilities after them (kser.adversary),
+    and the loss and metrics are the adversary's.
 
     Returns the compiled :class:`kser.callbacks.UnweightedAverageRecall`, whose confusion matrix
     holds the latest validation pass at each epoch end (for ClassMetrics).
@@ -243,8 +244,14 @@ def compile_for_training(model: Any, config: TrainConfig, steps_per_epoch: int, 
         else keras.optimizers.Adam(schedule)
     )
     num_classes = num_classes or model.output_shape[-1]
+    adversarial = config.speaker_adversary > 0
+    if adversarial != (model.output_shape[-1] > num_classes):
+        raise ValueError(
+            f"a model of {model.output_shape[-1]} outputs for {num_classes} emotions "
+            f"{'lacks' if adversarial else 'has'} the speaker head that --speaker_adversary={config.speaker_adversary:g} implies"
+        )
     uar = UnweightedAverageRecall(num_classes)
-    if num_classes == model.output_shape[-1]:
+    if not adversarial:
         loss, accuracy = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing), "accuracy"
     else:
         from kser.adversary import EmotionSpeakerLoss, emotion_accuracy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import keras
@@ -9,11 +10,14 @@ import numpy as np
 import pytest
 
 from kser import models
+from kser.models import recipe
 from kser.adversary import SPEAKER_HEAD_NAME, EmotionSpeakerLoss, GradientReversal, with_speaker_adversary
 from kser.audio_frontend import classifier_of
+from kser.config import TrainConfig
 from kser.data import make_dataset, speakers_of
 from kser.pydataset import RecordsDataset, read_clips
 from kser.records_info import read_records_info
+from kser.training import compile_for_training
 from tests.cli_runner import assert_one_line_error, run_kser
 from tests.test_data import records  # noqa: F401  (the module-scoped fixture)
 from tests.test_models import TINY, TINY_INPUT
@@ -99,6 +103,16 @@ def test_the_adversary_shares_the_classifier_and_needs_its_output_layer():
     assert with_speaker_adversary(whisper_head, 4, 0.5).output_shape == (None, 7)  # its output layer is "probabilities"
     with pytest.raises(ValueError, match="at least 2 training speakers"):
         with_speaker_adversary(core, 1, 0.5)
+
+
+def test_compiling_says_when_the_model_and_the_adversary_setting_disagree():
+    config = TrainConfig(arch="small").with_recipe(recipe("small"))
+    core = _core()
+    compile_for_training(with_speaker_adversary(core, 4, 0.5), dataclasses.replace(config, speaker_adversary=0.5), 1, num_classes=3)
+    with pytest.raises(ValueError, match="lacks the speaker head that --speaker_adversary=0.5 implies"):
+        compile_for_training(core, dataclasses.replace(config, speaker_adversary=0.5), 1, num_classes=3)
+    with pytest.raises(ValueError, match="has the speaker head"):
+        compile_for_training(with_speaker_adversary(core, 4, 0.5), config, 1, num_classes=3)
 
 
 @pytest.mark.parametrize("output", ["waveforms", "features"])
