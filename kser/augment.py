@@ -290,6 +290,23 @@ def filter_spectrum(waveforms: Any, gains: Any) -> Any:
     return ops.irfft((real * gains, imag * gains), samples)
 
 
+MU_LAW = 255.0  # G.711's mu
+
+
+def mu_law_quantize(waveforms: Any, bits: Any) -> Any:
+    """Each row through a mu-law codec of ``bits`` [batch] bits (2..8): companded relative to the
+    row's peak, rounded to ``2**bits - 1`` levels (zero among them), expanded back. Quantisation noise then follows the
+    signal's level, as in G.711 (8 bits) and coarser digital chains; silent rows stay silent."""
+    x = ops.cast(waveforms, "float32")
+    peak = ops.max(ops.abs(x), axis=-1, keepdims=True)
+    scale = ops.where(peak > 0.0, peak, 1.0)
+    companded = ops.sign(x) * ops.log1p(MU_LAW * ops.abs(x) / scale) / np.log1p(MU_LAW)
+    levels = ops.power(2.0, ops.cast(bits, "float32") - 1.0)[:, None] - 1.0  # per sign: zero is a level
+    quantized = ops.round(companded * levels) / levels
+    expanded = ops.sign(quantized) * (ops.power(1.0 + MU_LAW, ops.abs(quantized)) - 1.0) / MU_LAW
+    return expanded * scale
+
+
 def range_mask(length: Any, starts: Any, widths: Any) -> Any:
     """Boolean ``[batch, length]``: True where ``starts[b, k] <= i < starts[b, k] + widths[b, k]``
     for any ``k`` (an iota compared against the ranges, no loop over the batch)."""
@@ -395,7 +412,8 @@ class WaveformAugment(_Augment):
     1b. room (``reverb_prob``): convolution with a synthetic room impulse response
        (:func:`room_impulse_responses`: RT60 ``U(0.1, reverb_rt60)`` s, direct-to-reverberant
        ratio ``U(0, 12)`` dB), then channel (``channel_prob``): a random band limit and tilt
-       (:func:`channel_response`), as a voice reaches a microphone and passes a line;
+       (:func:`channel_response`), as a voice reaches a microphone and passes a line, then a codec
+       (``codec_prob``): :func:`mu_law_quantize` at ``U{codec_bits..8}`` bits;
     1c. babble (``babble_prob``): 1 to ``babble_talkers`` other clips of the batch (each scaled
        to the clip's power) summed and added at an SNR of ``U(babble_snr_db, babble_snr_db + 15)``
        dB (:func:`babble_of_batch`): other people talking;
@@ -446,6 +464,10 @@ class WaveformAugment(_Augment):
             tilt = keras.random.uniform((batch,), -config.channel_tilt_db, config.channel_tilt_db, seed=seed)
             gains = channel_response(num_samples, self.sample_rate, high_pass, low_pass, tilt)
             x = ops.where(apply[:, None], filter_spectrum(x, gains), x)
+        if config.codec_active:
+            apply = _coin(batch, config.codec_prob, seed)
+            bits = ops.floor(keras.random.uniform((batch,), float(config.codec_bits), 9.0, seed=seed))
+            x = ops.where(apply[:, None], mu_law_quantize(x, ops.minimum(bits, 8.0)), x)
         if config.babble_active:
             apply = _coin(batch, config.babble_prob, seed)
             talkers = 1.0 + ops.floor(keras.random.uniform((batch,), seed=seed) * config.babble_talkers)

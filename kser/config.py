@@ -191,6 +191,10 @@ class AugmentConfig:
     # wideband), and a spectral tilt of U(-channel_tilt_db, channel_tilt_db) dB per octave around 1 kHz.
     channel_prob: float = dataclasses.field(default=0.0, metadata={ADDED_LATER: True})
     channel_tilt_db: float = dataclasses.field(default=3.0, metadata={ADDED_LATER: True})
+    # A codec: mu-law companding (G.711's curve) quantised to U{codec_bits..8} bits per clip, the
+    # level-dependent quantisation noise of telephone and low-rate digital chains.
+    codec_prob: float = dataclasses.field(default=0.0, metadata={ADDED_LATER: True})
+    codec_bits: int = dataclasses.field(default=4, metadata={ADDED_LATER: True})
     # Babble: 1 to babble_talkers other clips of the batch, summed at unit power each, added at an
     # SNR of U(babble_snr_db, babble_snr_db + 15) dB (people talking in the room, a talk show's cross-talk).
     babble_prob: float = dataclasses.field(default=0.0, metadata={ADDED_LATER: True})
@@ -198,7 +202,7 @@ class AugmentConfig:
     babble_snr_db: float = dataclasses.field(default=5.0, metadata={ADDED_LATER: True})
 
     def __post_init__(self) -> None:
-        for name in ("noise_prob", "gain_prob", "pitch_prob", "specaugment_prob", "reverb_prob", "channel_prob", "babble_prob"):
+        for name in ("noise_prob", "gain_prob", "pitch_prob", "specaugment_prob", "reverb_prob", "channel_prob", "codec_prob", "babble_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
@@ -211,6 +215,8 @@ class AugmentConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if not isinstance(self.codec_bits, int) or isinstance(self.codec_bits, bool) or not 2 <= self.codec_bits <= 8:
+            raise ValueError(f"codec_bits must be a whole number in [2, 8], got {self.codec_bits!r}")
         if not 0.1 <= self.reverb_rt60 <= 2.0:
             raise ValueError(f"reverb_rt60 must be in [0.1, 2.0] s, got {self.reverb_rt60}")
         if self.pitch_method not in AUGMENT_PITCH_METHODS:
@@ -251,8 +257,15 @@ class AugmentConfig:
         return self.enabled and self.babble_prob > 0 and self.babble_talkers > 0
 
     @property
+    def codec_active(self) -> bool:
+        return self.enabled and self.codec_prob > 0
+
+    @property
     def waveform_active(self) -> bool:
-        return self.noise_active or self.gain_active or self.pitch_active or self.reverb_active or self.channel_active or self.babble_active
+        return (
+            self.noise_active or self.gain_active or self.pitch_active or self.reverb_active or self.channel_active
+            or self.codec_active or self.babble_active
+        )
 
     @property
     def active(self) -> bool:

@@ -23,6 +23,7 @@ from kser.augment import (  # noqa: E402
     babble_of_batch,
     channel_response,
     fft_convolve,
+    mu_law_quantize,
     range_mask,
     room_impulse_responses,
     resample_speed,
@@ -354,7 +355,7 @@ def test_runs_under_jax_backend() -> None:
         rng = np.random.default_rng(0)
         y = rng.standard_normal((4, 16000)).astype("float32")
         f = (1 + rng.uniform(size=(4, 300, 64, 3))).astype("float32")
-        wave, spec = WaveformAugment(seed=1, pitch_prob=1.0, reverb_prob=1.0, channel_prob=1.0, babble_prob=1.0), SpecAugment(seed=1)
+        wave, spec = WaveformAugment(seed=1, pitch_prob=1.0, reverb_prob=1.0, channel_prob=1.0, codec_prob=1.0, babble_prob=1.0), SpecAugment(seed=1)
         assert np.array_equal(np.asarray(wave(y)), y)
         a = np.asarray(wave(y, training=True))
         b = np.asarray(wave(y, training=True))
@@ -415,12 +416,49 @@ def test_room_and_channel_augment_only_the_drawn_clips_and_only_in_training() ->
 def test_room_and_channel_settings_are_stored_only_when_used() -> None:
     """Runs stored before these settings existed resume: at their defaults they are not written."""
     stored = to_dict(AugmentConfig())
-    assert not {"reverb_prob", "reverb_rt60", "channel_prob", "channel_tilt_db", "babble_prob", "babble_talkers", "babble_snr_db"} & set(stored)
+    assert not {
+        "reverb_prob", "reverb_rt60", "channel_prob", "channel_tilt_db", "codec_prob", "codec_bits", "babble_prob", "babble_talkers", "babble_snr_db"
+    } & set(stored)
     assert from_dict(AugmentConfig, stored) == AugmentConfig()
     used = to_dict(AugmentConfig(reverb_prob=0.5))
     assert used["reverb_prob"] == 0.5 and from_dict(AugmentConfig, used).reverb_prob == 0.5
     with pytest.raises(ValueError, match="reverb_prob must be a probability"):
         AugmentConfig(reverb_prob=1.5)
+
+
+def test_mu_law_codec_keeps_a_level_independent_snr_and_silence() -> None:
+    """G.711's curve: at 8 bits about 38 dB SNR on a full-scale tone and still above 30 dB 40 dB
+    below the peak (a uniform 8-bit quantiser would give about 10 dB there); fewer bits, more noise;
+    at most 2**bits - 1 levels; a second pass changes nothing; silence stays silent."""
+    t = np.arange(16_000) / 16_000
+
+    def snr(amplitude: float, bits: int) -> tuple[float, int]:
+        x = (amplitude * np.sin(2 * np.pi * 220 * t)).astype("float32")
+        x[0] = 1.0  # the peak that sets the codec's scale
+        y = np.asarray(mu_law_quantize(x[None], np.asarray([bits])))[0]
+        error = y[1:] - x[1:]
+        return 10 * np.log10(np.mean(x[1:] ** 2) / np.mean(error**2)), np.unique(y).size
+
+    loud, levels = snr(1.0, 8)
+    assert loud == pytest.approx(38.4, abs=1.5) and levels <= 255
+    assert snr(0.01, 8)[0] > 30
+    assert snr(1.0, 4)[0] < loud - 15 and snr(1.0, 4)[1] <= 15
+    once = np.asarray(mu_law_quantize(np.sin(2 * np.pi * 3 * t)[None].astype("float32"), np.asarray([6])))
+    np.testing.assert_allclose(np.asarray(mu_law_quantize(once, np.asarray([6]))), once, atol=1e-6)
+    assert not np.asarray(mu_law_quantize(np.zeros((1, 8), "float32"), np.asarray([8]))).any()
+
+
+def test_the_codec_augments_only_the_drawn_clips() -> None:
+    y = np.random.default_rng(5).standard_normal((8, 4000)).astype("float32")
+    layer = WaveformAugment(dataclasses.replace(OFF, codec_prob=0.5, codec_bits=4), seed=3)
+    assert np.array_equal(np.asarray(layer(y)), y)
+    out = np.asarray(layer(y, training=True))
+    changed = ~np.isclose(out, y, atol=1e-6).all(axis=1)
+    assert 0 < changed.sum() < 8 and np.isfinite(out).all()
+    assert np.abs(out - y).max() < np.abs(y).max() / 2  # a codec's error, not another signal
+    assert WaveformAugment.from_config(layer.get_config()).augment_config.codec_bits == 4
+    with pytest.raises(ValueError, match="codec_bits must be a whole number in"):
+        AugmentConfig(codec_bits=1)
 
 
 def test_babble_is_the_next_clips_at_the_asked_snr() -> None:
