@@ -341,7 +341,8 @@ KSER_RECIPE = Recipe(
     label_smoothing=0.1,
     mixup_alpha=0.2,
     augment=True,
-    augmentation=AugmentConfig(pitch_method="resample"),
+    # A simulated room for half the clips (E18: +3.1 ± 1.4 UAR over 6 speaker folds, URDU unchanged).
+    augmentation=AugmentConfig(pitch_method="resample", reverb_prob=0.5),
     epochs=60,
     patience=20,
 )
