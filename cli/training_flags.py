@@ -49,7 +49,7 @@ flags.DEFINE_integer("seed", None, "Seed for weights, shuffling, oversampling an
 flags.DEFINE_boolean("deterministic", False, "Deterministic TensorFlow ops (slower; use with --seed).")
 flags.DEFINE_string("profile_batches", "", "Profile these steps in TensorBoard, e.g. 10,20.")
 flags.DEFINE_float("speaker_adversary", TrainConfig.speaker_adversary, "> 0: train with a speaker-identification head whose gradient is reversed with this scale, so the embedding forgets the speaker (kser.adversary); the saved model has no such head.")
-flags.DEFINE_boolean("speaker_norm", TrainConfig.speaker_norm, "Normalise each speaker's log-mel to zero mean and unit sd per band, from the statistics of the speaker's clips (kser.speaker_norm); evaluate uses each test speaker's own, predict and the exports the training clips'. Needs --features_on=pipeline.")
+flags.DEFINE_boolean("speaker_norm", TrainConfig.speaker_norm, "Normalise each speaker's log-mel to zero mean and unit sd per band, from the statistics of the speaker's clips (kser.speaker_norm); evaluate uses each test speaker's own, predict and the exports the training clips'.")
 flags.DEFINE_string("preset", None, "--arch=whisper: a keras-hub Whisper preset, by name (downloaded; needs internet) or a local preset folder.")
 flags.DEFINE_boolean("prosody", FeatureConfig.prosody, "Three more input channels computed in the model: energy, voicing and pitch relative to the clip's mean (kser.prosody).")
 flags.DEFINE_string("model_options", "", 'Builder overrides as JSON, e.g. \'{"rnn_units": 64}\'.')

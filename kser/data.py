@@ -317,13 +317,16 @@ def _targets(dataset: Any, plan: InputPlan) -> Any:
 def _featurise(dataset: Any, plan: InputPlan) -> Any:
     """Batched in-graph augmentation and features (kser.frontend); the random layers are mapped
     sequentially (parallel calls could repeat a draw, see kser.augment). Speaker statistics
-    normalise the front end's output (its one stage that is not random), before SpecAugment."""
+    normalise the front end's output (its one stage that is not random), before SpecAugment; with
+    waveforms out, they are packed beside them (kser.speaker_norm.pack) for the model to apply."""
     tf = tensorflow()
     normalize = None
     if plan.speaker_statistics is not None:
         from kser.speaker_norm import batch_normalizer
 
-        normalize = batch_normalizer(plan.speaker_statistics)
+        normalize = batch_normalizer(plan.speaker_statistics, packing=not plan.stages)
+        if not plan.stages:  # waveforms for a model with its own front end: statistics packed beside them
+            return dataset.map(lambda x, label, speaker: (normalize(x, speaker), label, speaker), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     for layer, random in plan.stages:
         if random:
             dataset = dataset.map(lambda x, *rest, layer=layer: (layer(x, training=True), *rest))

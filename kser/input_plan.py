@@ -46,7 +46,8 @@ class InputOptions:
     ``speakers``: one-hot targets gain a speaker one-hot over these names, appended (zeros for a
     clip of another speaker), for a speaker-adversarial head (kser.adversary).
     ``speaker_statistics``: features are normalised per speaker with these
-    (kser.speaker_norm.SpeakerStatistics), right after the front end.
+    (kser.speaker_norm.SpeakerStatistics), right after the front end; waveforms come with their
+    speaker's statistics packed after them (kser.speaker_norm.pack), for the model to apply.
     """
 
     batch_size: int = 32
@@ -130,8 +131,8 @@ def plan_inputs(
         raise KserError("mixup needs one-hot labels")
     if options.speakers and not options.one_hot:
         raise KserError("speaker targets are appended to one-hot labels")
-    if options.speaker_statistics is not None and (options.output != "features" or options.feature_cache is not None):
-        raise KserError("speaker normalisation acts on the features the input pipeline computes (output='features', no feature cache)")
+    if options.speaker_statistics is not None and options.feature_cache is not None:
+        raise KserError("speaker normalisation acts on the features a front end computes, not on a feature cache")
     shards = shard_paths(records_dir, records, subset)
     index, count = options.worker if training else (0, 1)
     per_example = False

@@ -216,6 +216,9 @@ class RecordsDataset(keras.utils.PyDataset):
             if not random and self._normalizer is not None:
                 (mean, sd), rows = self._normalizer
                 inputs = keras.ops.convert_to_numpy(normalize_features(inputs, mean[rows[chosen]], sd[rows[chosen]]))
+        if not plan.stages and self._normalizer is not None:  # kser.data._featurise's packing
+            (mean, sd), rows = self._normalizer
+            inputs = np.concatenate([inputs, mean[rows[chosen]], sd[rows[chosen]]], axis=-1).astype(np.float32)
         labels = self.clips.labels[chosen]
         targets = np.eye(plan.num_classes, dtype=np.float32)[labels] if plan.one_hot else labels
         if plan.speakers:

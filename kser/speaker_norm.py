@@ -210,18 +210,38 @@ def predict_by_speaker(
     return probabilities if probabilities is not None else np.zeros((0, 0), np.float32)
 
 
-def batch_normalizer(statistics: SpeakerStatistics) -> Callable[[Any, Any], Any]:
+def pack(waveforms: Any, mean: Any, sd: Any) -> Any:
+    """``[batch, samples + 2 * mels]``: each clip's waveform followed by its speaker's statistics.
+
+    Why: when the front end runs in the training model (a GPU, JAX), the model must be told each
+    clip's statistics; one input tensor keeps every stage that handles inputs as one array (batching,
+    mixup, distribution) unchanged. :func:`unpack` is the model's side; nothing packed is saved."""
+    return ops.concatenate([waveforms, ops.cast(mean, waveforms.dtype), ops.cast(sd, waveforms.dtype)], axis=-1)
+
+
+def unpack(packed: Any, samples: int, n_mels: int) -> tuple[Any, Any, Any]:
+    """:func:`pack`'s inverse: ``(waveforms, mean, sd)``."""
+    return packed[:, :samples], packed[:, samples : samples + n_mels], packed[:, samples + n_mels : samples + 2 * n_mels]
+
+
+def batch_normalizer(statistics: SpeakerStatistics, packing: bool = False) -> Callable[[Any, Any], Any]:
     """For tf.data: ``(features, speaker names [batch]) -> normalised features``, each clip by its
-    speaker's row (the fallback for speakers without statistics)."""
+    speaker's row (the fallback for speakers without statistics); ``packing``: ``(waveforms,
+    names) ->`` :func:`pack`'s tensor, for a model that computes the features itself."""
     import tensorflow as tf
 
     mean, sd = (tf.constant(table) for table in statistics.tables())
     names = tf.constant(statistics.names or ("",), dtype=tf.string)
     count = len(statistics.names)
 
-    def normalize(features: Any, speakers: Any) -> Any:
+    def rows_of(speakers: Any) -> Any:
         known = tf.equal(tf.expand_dims(speakers, -1), tf.expand_dims(names, 0)) & (count > 0)
-        rows = tf.where(tf.reduce_any(known, axis=-1), tf.argmax(tf.cast(known, tf.int32), axis=-1, output_type=tf.int32), count)
-        return normalize_features(features, tf.gather(mean, rows), tf.gather(sd, rows))
+        return tf.where(tf.reduce_any(known, axis=-1), tf.argmax(tf.cast(known, tf.int32), axis=-1, output_type=tf.int32), count)
+
+    def normalize(inputs: Any, speakers: Any) -> Any:
+        rows = rows_of(speakers)
+        if packing:
+            return pack(inputs, tf.gather(mean, rows), tf.gather(sd, rows))
+        return normalize_features(inputs, tf.gather(mean, rows), tf.gather(sd, rows))
 
     return normalize

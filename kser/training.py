@@ -72,18 +72,25 @@ def resolve_features_on(value: str, cacheable: bool = False) -> str:
     return "model" if tensorflow().config.list_physical_devices("GPU") else "pipeline"
 
 
-def build_training_model(core: Any, front_end: Any, augment: AugmentConfig | None, seed: int | None) -> Any:
+def build_training_model(core: Any, front_end: Any, augment: AugmentConfig | None, seed: int | None, speaker_norm: bool = False) -> Any:
     """Waveforms -> the training front end (kser.frontend: augmentation around the model's
-    AudioFrontEnd) -> core, sharing core's weights."""
+    AudioFrontEnd) -> core, sharing core's weights. ``speaker_norm``: the input is a waveform with
+    its speaker's statistics packed after it (kser.speaker_norm.pack), applied after the front end,
+    as the input pipelines do when they compute the features."""
     import keras
 
     from kser.frontend import training_front_end
+    from kser.speaker_norm import normalize_features, unpack
 
-    waveforms = keras.Input((front_end.clip_samples,), name="waveform")
-    x = waveforms
-    for layer, _ in training_front_end(front_end, augment, seed).stages():
+    samples = front_end.clip_samples
+    n_mels = front_end.output_feature_shape[1]
+    inputs = keras.Input((samples + 2 * n_mels if speaker_norm else samples,), name="waveform")
+    x, mean, sd = unpack(inputs, samples, n_mels) if speaker_norm else (inputs, None, None)
+    for layer, random in training_front_end(front_end, augment, seed).stages():
         x = layer(x)
-    return keras.Model(waveforms, core(x), name=f"{core.name}_on_waveforms")
+        if not random and speaker_norm:
+            x = normalize_features(x, mean, sd)
+    return keras.Model(inputs, core(x), name=f"{core.name}_on_waveforms")
 
 
 TRAINING_ENTRIES = frozenset(
@@ -460,7 +467,7 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
                 trained = with_speaker_adversary(core, len(speakers), config.speaker_adversary)
             except ValueError as error:
                 raise KserError(str(error)) from None
-    speaker_statistics = _speaker_statistics(request, config, front_end, features_on)
+    speaker_statistics = _speaker_statistics(request, config, front_end)
     # Only now, with every setting checked and the model built, is anything written: a failed
     # command never leaves a train_config.json that would refuse its corrected retry.
     _prepare_model_dir(model_dir, run, request.overwrite, dist)
@@ -474,7 +481,11 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
         cache = ensure_cache(cache_folder(records_dir), records_dir, front_end, _say if dist.is_chief else None)
     steps = math.ceil(split_size(records, train_on, config.balance) / config.batch_size)
     with dist.scope():
-        model = build_training_model(trained, front_end, augment_config, seed) if features_on == "model" else trained
+        model = (
+            build_training_model(trained, front_end, augment_config, seed, speaker_norm=speaker_statistics is not None)
+            if features_on == "model"
+            else trained
+        )
         uar = compile_for_training(model, config, steps, num_classes=len(label_names))
     common = dict(
         batch_size=request.local_batch, front_end=front_end, output=output, feature_cache=cache, speakers=speakers,
@@ -504,9 +515,9 @@ def _setup(request: _Request, write_dir: Path) -> _Session:
     return _Session(config, features_on, front_end, core, classifier, model, steps, train_data, validation, callbacks, stop_on_non_finite)
 
 
-def _speaker_statistics(request: _Request, config: TrainConfig, front_end: Any, features_on: str) -> Any:
+def _speaker_statistics(request: _Request, config: TrainConfig, front_end: Any) -> Any:
     """With ``--speaker_norm``: the log-mel statistics of every training and validation speaker
-    (kser.speaker_norm), checked to be possible here; else None."""
+    (kser.speaker_norm) through the model's log-mel front end; else None."""
     if not config.speaker_norm:
         return None
     from kser.audio_frontend import AudioFrontEnd
@@ -514,11 +525,6 @@ def _speaker_statistics(request: _Request, config: TrainConfig, front_end: Any, 
 
     if not isinstance(front_end, AudioFrontEnd):
         raise KserError(f"--speaker_norm normalises log-mel features; --arch={config.arch} uses its pretrained encoder's own")
-    if features_on != "pipeline":
-        raise KserError(
-            "--speaker_norm needs the features computed in the input pipeline, where each clip's speaker is known "
-            f"(--features_on=pipeline, Keras's TensorFlow backend); here they would be computed in the {features_on}"
-        )
     subsets = [request.train_on] + ([request.validate_on] if request.validate_on is not None else [])
     statistics = measure(request.records_dir, subsets, front_end, fallback_subset=request.train_on)
     _say(f"speaker normalisation: statistics of {len(statistics.names)} speaker(s), the rest fall back to the training clips'")

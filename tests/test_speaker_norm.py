@@ -24,7 +24,8 @@ from kser.speaker_norm import (
     predict_by_speaker,
     speaker_normalization_of,
 )
-from tests.cli_runner import assert_one_line_error, run_kser
+from kser.training import build_training_model
+from tests.cli_runner import run_kser
 from tests.test_data import records  # noqa: F401  (the module-scoped fixture)
 from tests.test_models import TINY
 
@@ -122,7 +123,7 @@ def test_kser_train_with_speaker_norm_saves_the_fallback_and_evaluates_by_speake
     model_dir = tmp_path / "model"
     trained = run_kser(
         "train", "--arch=small", f"--records_dir={records}", f"--model_dir={model_dir}", "--epochs=1", "--batch_size=8",
-        "--speaker_norm", "--features_on=pipeline", f"--model_options={json.dumps(TINY['small'])}", timeout=600,
+        "--speaker_norm", f"--model_options={json.dumps(TINY['small'])}", timeout=600,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "speaker normalisation: statistics of" in trained.stderr
@@ -161,9 +162,28 @@ def test_kser_train_with_speaker_norm_saves_the_fallback_and_evaluates_by_speake
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert json.loads((tmp_path / "eval" / "report.json").read_text())["speaker_statistics"] == "training"
 
-    refused = run_kser("train", f"--records_dir={records}", f"--model_dir={tmp_path / 'bad'}", "--speaker_norm", "--features_on=model", "--epochs=1")
-    assert_one_line_error(refused, "--speaker_norm needs the features computed in the input pipeline")
-    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_a_model_computing_its_features_normalises_as_the_pipelines_do(records, statistics):  # noqa: F811
+    """Features in the model (a GPU, JAX): both pipelines pack each waveform with its speaker's
+    statistics, and the training model's front end then gives the pipelines' normalised features."""
+    statistics = dataclasses.replace(statistics, names=statistics.names[:2], mean=statistics.mean[:2], sd=statistics.sd[:2])
+    front_end = front_end_for(read_records_info(records).audio)
+    options = dict(batch_size=7, training=False, speaker_statistics=statistics, front_end=front_end)
+    packed = np.concatenate([x for x, _ in RecordsDataset(records, "train", output="waveforms", **options)])
+    theirs = np.concatenate([x for x, _ in make_dataset(records, "train", output="waveforms", **options).as_numpy_iterator()])
+    np.testing.assert_array_equal(packed, theirs)
+    clips = read_clips(records, "train")
+    samples = front_end.clip_samples
+    mean, sd = statistics.tables()
+    rows = statistics.rows_of(clips.speakers)
+    np.testing.assert_allclose(packed[:, :samples], clips.waveforms(np.arange(len(clips))), atol=1e-6)
+    np.testing.assert_array_equal(packed[:, samples:], np.concatenate([mean[rows], sd[rows]], axis=1))
+    features = keras.Input(front_end.output_feature_shape)
+    identity = keras.Model(features, features)
+    model = build_training_model(identity, front_end, None, 0, speaker_norm=True)
+    expected = np.concatenate([x for x, _ in RecordsDataset(records, "train", output="features", **options)])
+    np.testing.assert_allclose(model.predict(packed, verbose=0), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_predict_by_speaker_falls_back_for_a_speaker_with_few_clips(records, statistics):  # noqa: F811

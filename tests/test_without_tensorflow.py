@@ -142,24 +142,23 @@ def test_speaker_adversary_trains_under_jax(records, tmp_path):
     ok("evaluate", f"--model_dir={model}", f"--records_dir={records}", "--split=test")
 
 
-def test_speaker_norm_scores_by_speaker_under_jax(records, tmp_path):
-    """Training with --speaker_norm needs tf.data (refused in one line here); a speaker-normalised
-    model scores each speaker with its own statistics under JAX all the same."""
+def test_speaker_norm_trains_and_scores_by_speaker_under_jax(records, tmp_path):
+    """Under JAX the features are computed in the model: the PyDataset packs each waveform with its
+    speaker's statistics; the saved model scores each test speaker with its own."""
     import keras
     import numpy as np
 
-    from kser.audio_frontend import front_end_for, waveform_classifier
+    from kser import model_dir as model_files
+    from kser.audio_frontend import front_end_of
     from kser.pydataset import read_clips
-    from kser.records_info import read_records_info
-    from kser.speaker_norm import MIN_CLIPS, BandMoments, SpeakerNormalization, predict_by_speaker
+    from kser.speaker_norm import MIN_CLIPS, BandMoments, predict_by_speaker, speaker_normalization_of
 
-    refused = run_kser("train", f"--records_dir={records}", f"--model_dir={tmp_path / 'model'}", "--epochs=1", "--speaker_norm")
-    assert_one_line_error(refused, "--speaker_norm needs the features computed in the input pipeline")
-    front_end = front_end_for(read_records_info(records).audio)
-    features = keras.Input(front_end.output_feature_shape)
-    layer = SpeakerNormalization(front_end.output_feature_shape[1])
-    pooled = keras.layers.GlobalAveragePooling2D()(layer(features))
-    model = waveform_classifier(front_end, keras.Model(features, keras.layers.Dense(3, activation="softmax")(pooled)))
+    model_dir = tmp_path / "model"
+    ok("train", "--arch=small", f"--records_dir={records}", f"--model_dir={model_dir}", "--epochs=1", "--seed=0",
+       "--speaker_norm", f"--model_options={TINY}")
+    ok("evaluate", f"--model_dir={model_dir}", f"--records_dir={records}", "--split=test")
+    model = model_files.load_model(model_dir)
+    layer, front_end = speaker_normalization_of(model), front_end_of(model)
     clips = read_clips(records, "test")
     waveforms = clips.waveforms(np.arange(len(clips)))
     scored = predict_by_speaker(model, waveforms, clips.speakers, batch_size=8)
