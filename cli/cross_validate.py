@@ -23,6 +23,7 @@ _CV = CrossValidationConfig()
 flags.DEFINE_integer("folds", _CV.folds, "Number of speaker folds (each speaker is tested exactly once).")
 flags.DEFINE_integer("fold_seed", _CV.seed, "Seed that deals speakers into folds.")
 flags.DEFINE_integer("max_folds", _CV.max_folds, "Run only the first N folds of --folds (for slow models); default: all.")
+flags.DEFINE_list("cross_corpus", [], "Records directories of other corpora (kser build-records --split=none) on which every fold model is also scored: cross_corpus in cv_report.json, each model alone and their average. Adding it to a finished run scores without training.")
 flags.DEFINE_integer("parallel_folds", 1, "Train this many folds at once, each in its own process with its output in MODEL_DIR/fold-K.log (several small models keep one GPU busy; under JAX each takes an equal share of 70% of its memory). Same folds, seeds and results as one at a time.")
 
 FLAG_MODULES = (training_flags,)
@@ -48,6 +49,7 @@ def main(argv: list[str]) -> None:
             verbose=fit_verbosity(),
             log=lambda line: print(line, flush=True),
             parallel_folds=FLAGS.parallel_folds,
+            cross_corpus=FLAGS.cross_corpus,
         )
     except ValueError as error:  # builder option errors name the bad option
         raise KserError(str(error)) from None

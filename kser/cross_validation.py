@@ -26,7 +26,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -193,8 +193,13 @@ def cross_validate(
     log: Callable[[str], None] = print,
     distribution: DistributionConfig = DistributionConfig(),
     parallel_folds: int = 1,
+    cross_corpus: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
     """Train and test one model per fold; returns (and writes) ``cv_report.json``'s content.
+
+    ``cross_corpus``: records directories of other corpora on which every fold model is also scored
+    (kser.cross_corpus), under ``cross_corpus`` in the report; not part of the run's definition, so
+    adding one to a finished run scores it without training anything.
 
     Under a multi-worker ``distribution`` every worker trains each fold together; the chief alone
     tests it and writes the reports. ``parallel_folds > 1`` trains that many folds at once, each in
@@ -211,6 +216,13 @@ def cross_validate(
         raise KserError(f"--parallel_folds must be at least 1, got {parallel_folds}")
     if parallel_folds > 1 and dist.mode != "none":
         raise KserError(f"--parallel_folds trains folds in separate processes on one machine; it does not combine with --distribution={dist.mode}")
+    from kser.cross_corpus import check_corpus
+
+    for corpus in cross_corpus:
+        check_corpus(corpus, records)
+    names = [Path(corpus).name for corpus in cross_corpus]
+    if len(set(names)) < len(names):
+        raise KserError(f"--cross_corpus names two records directories alike ({', '.join(names)}); the report keys them by folder name")
     folds = make_folds(speaker_folds(speaker_class_counts(records), cv.folds, cv.seed), cv.validate)
     if cv.max_folds is not None:
         if not 1 <= cv.max_folds <= cv.folds:
@@ -222,7 +234,7 @@ def cross_validate(
         return _cross_validate_locked(
             config, records_dir, model_dir, records, cv, folds, dist,
             features=features, model_options=model_options, command=command, overwrite=overwrite, verbose=verbose, log=log,
-            parallel_folds=parallel_folds,
+            parallel_folds=parallel_folds, cross_corpus=cross_corpus,
         )
 
 
@@ -242,6 +254,7 @@ def _cross_validate_locked(
     verbose: int | str,
     log: Callable[[str], None],
     parallel_folds: int,
+    cross_corpus: Sequence[str | Path],
 ) -> dict[str, Any]:
     """:func:`cross_validate` past its cheap checks, with the model directory locked."""
     from kser.training import resolve_config
@@ -298,6 +311,12 @@ def _cross_validate_locked(
     report["model"] = model_cost
     if not dist.is_chief:
         return report
+    if cross_corpus:
+        from kser.cross_corpus import score_fold_models
+
+        report["cross_corpus"] = {
+            Path(corpus).name: score_fold_models([run.directory for run in runs], corpus, log=log) for corpus in cross_corpus
+        }
     write_json(model_dir / CV_REPORT_FILE, report)
     from kser.plots import confusion_matrix_png
 
@@ -516,4 +535,8 @@ def summary(report: dict[str, Any]) -> str:
         + f" ({report['speakers']} speakers tested): "
         + "  ".join(f"{name} {format_mean_sd(report[name])}" for name in HEADLINE_METRICS)
     )
+    if report.get("cross_corpus"):
+        from kser.cross_corpus import summary as corpus_summary
+
+        lines.extend(corpus_summary(report["arch"], result) for result in report["cross_corpus"].values())
     return "\n".join(lines)

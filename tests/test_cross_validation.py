@@ -122,6 +122,27 @@ def test_a_screen_on_some_folds_is_narrowed_or_extended_without_retraining(cross
         assert json.loads((model_dir / CV_CONFIG_FILE).read_text())["cross_validation"]["max_folds"] == expected
 
 
+def test_cross_corpus_scores_every_fold_model_without_training(cross_validated, records, tmp_path):
+    """--cross_corpus on a finished run: each fold model on the other records (here the same build,
+    all its clips), as kser evaluate scores it, and their average; no fold trains again."""
+    model_dir = tmp_path / "cv"
+    shutil.copytree(cross_validated[0], model_dir)
+    result = run_kser(*cv_command(records, model_dir, f"--cross_corpus={records}"), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("already finished") == 3 and "Epoch" not in result.stdout
+    scored = json.loads((model_dir / CV_REPORT_FILE).read_text())["cross_corpus"][records.name]
+    assert [row["fold"] for row in scored["per_fold"]] == [0, 1, 2] and scored["clips"] == 36
+    evaluated = run_kser("evaluate", f"--model_dir={model_dir / 'fold-1'}", f"--records_dir={records}", "--split=test", f"--output_dir={tmp_path / 'eval'}")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert scored["per_fold"][1]["uar"] == pytest.approx(json.loads((tmp_path / "eval" / "report.json").read_text())["uar"])
+    uars = [row["uar"] for row in scored["per_fold"]]
+    assert scored["fold_models_uar"]["mean"] == pytest.approx(np.mean(uars)) and 0 <= scored["averaged_models"]["uar"] <= 1
+    assert f"on {records.name} (36 clips, 3 fold models)" in result.stdout
+    missing = run_kser(*cv_command(records, tmp_path / "other", f"--cross_corpus={tmp_path / 'nowhere'}"))
+    assert_one_line_error(missing, "nowhere")
+    assert not (tmp_path / "other").exists()
+
+
 def test_an_interrupted_cross_validation_resumes_with_the_missing_folds(cross_validated, records):
     model_dir, _ = cross_validated
     before = json.loads((model_dir / CV_REPORT_FILE).read_text())
