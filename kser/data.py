@@ -320,18 +320,22 @@ def _featurise(dataset: Any, plan: InputPlan) -> Any:
     normalise the front end's output (its one stage that is not random), before SpecAugment; with
     waveforms out, they are packed beside them (kser.speaker_norm.pack) for the model to apply."""
     tf = tensorflow()
-    normalize = None
+    with_statistics = None
     if plan.speaker_statistics is not None:
         from kser.speaker_norm import batch_normalizer
 
         normalize = batch_normalizer(plan.speaker_statistics, packing=not plan.stages)
+
+        def with_statistics(batches: Any) -> Any:
+            return batches.map(lambda x, label, speaker: (normalize(x, speaker), label, speaker), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
         if not plan.stages:  # waveforms for a model with its own front end: statistics packed beside them
-            return dataset.map(lambda x, label, speaker: (normalize(x, speaker), label, speaker), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            return with_statistics(dataset)
     for layer, random in plan.stages:
         if random:
             dataset = dataset.map(lambda x, *rest, layer=layer: (layer(x, training=True), *rest))
         else:
             dataset = dataset.map(lambda x, *rest, layer=layer: (layer(x), *rest), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            if normalize is not None:
-                dataset = dataset.map(lambda x, label, speaker: (normalize(x, speaker), label, speaker), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            if with_statistics is not None:
+                dataset = with_statistics(dataset)
     return dataset

@@ -235,8 +235,10 @@ def robustness(
 
     from kser.speaker_norm import predict_by_speaker, speaker_normalization_of
 
+    by_speaker = speaker_stats == "speaker" and speaker_normalization_of(model) is not None
+
     def predict(waveforms: np.ndarray) -> np.ndarray:
-        if speaker_stats == "speaker" and speaker_normalization_of(model) is not None:  # each speaker's from its noisy clips
+        if by_speaker:  # each speaker's statistics from its noisy clips
             return predict_by_speaker(model, waveforms, clips.speakers, batch_size)
         return np.concatenate([np.asarray(model.predict_on_batch(waveforms[start : start + batch_size])) for start in range(0, len(waveforms), batch_size)])
 

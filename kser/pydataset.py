@@ -31,7 +31,7 @@ from kser.errors import KserError
 from kser.input_plan import InputOptions, plan_inputs
 from kser.records import example_values, waveform_dtype
 from kser.records_info import RecordsInfo, read_records_info
-from kser.speaker_norm import normalize_features
+from kser.speaker_norm import normalize_features, pack
 from kser.tfrecord_format import read_records
 
 
@@ -153,9 +153,10 @@ class RecordsDataset(keras.utils.PyDataset):
             self.clips = dataclasses.replace(self.clips, stored=features, scales=np.ones(len(features), np.float32))
         # kser.data._targets' rule, per clip once: a one-hot over plan.speakers, zeros for other speakers.
         self._speaker_targets = (self.clips.speakers[:, None] == np.asarray(plan.speakers)[None, :]).astype(np.float32)
-        self._normalizer = None  # kser.data._featurise's rule: each clip by its speaker's statistics
+        self._statistics = None  # kser.data._featurise's rule: each clip by its speaker's statistics, (mean, sd) per clip
         if plan.speaker_statistics is not None:
-            self._normalizer = (plan.speaker_statistics.tables(), plan.speaker_statistics.rows_of(self.clips.speakers))
+            rows = plan.speaker_statistics.rows_of(self.clips.speakers)
+            self._statistics = tuple(table[rows] for table in plan.speaker_statistics.tables())
         self._members = np.arange(len(self.clips))
         if plan.per_example:
             self._members = self._members[plan.worker_index :: plan.worker_count]
@@ -211,14 +212,13 @@ class RecordsDataset(keras.utils.PyDataset):
         plan = self.plan
         chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         inputs = self.clips.waveforms(chosen)
+        statistics = None if self._statistics is None else tuple(table[chosen] for table in self._statistics)
         for layer, random in plan.stages:
             inputs = keras.ops.convert_to_numpy(layer(inputs, training=True) if random else layer(inputs))
-            if not random and self._normalizer is not None:
-                (mean, sd), rows = self._normalizer
-                inputs = keras.ops.convert_to_numpy(normalize_features(inputs, mean[rows[chosen]], sd[rows[chosen]]))
-        if not plan.stages and self._normalizer is not None:  # kser.data._featurise's packing
-            (mean, sd), rows = self._normalizer
-            inputs = np.concatenate([inputs, mean[rows[chosen]], sd[rows[chosen]]], axis=-1).astype(np.float32)
+            if not random and statistics is not None:
+                inputs = keras.ops.convert_to_numpy(normalize_features(inputs, *statistics))
+        if not plan.stages and statistics is not None:  # kser.data._featurise's packing
+            inputs = keras.ops.convert_to_numpy(pack(inputs, *statistics))
         labels = self.clips.labels[chosen]
         targets = np.eye(plan.num_classes, dtype=np.float32)[labels] if plan.one_hot else labels
         if plan.speakers:

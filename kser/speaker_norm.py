@@ -150,14 +150,14 @@ def measure(records_dir: str | Path, subsets: Iterable[Any], front_end: Any, fal
     from kser.pydataset import read_clips
 
     moments, fallback = BandMoments(), BandMoments()
-    subsets = list(dict.fromkeys(Subset.of(subset) for subset in subsets))
-    for subset in subsets:
+    fallback_subset = Subset.of(fallback_subset)
+    for subset in dict.fromkeys(Subset.of(subset) for subset in subsets):
         clips = read_clips(Path(records_dir), subset)
         for start in range(0, len(clips), batch_size):
             rows = np.arange(start, min(start + batch_size, len(clips)))
             features, speakers = ops.convert_to_numpy(front_end(clips.waveforms(rows))), clips.speakers[rows]
             moments.add(features, speakers)
-            if subset == Subset.of(fallback_subset):
+            if subset == fallback_subset:
                 fallback.add(features, speakers)
     return moments.statistics(fallback)
 
@@ -193,7 +193,7 @@ def predict_by_speaker(
     moments = BandMoments()
     for start in range(0, len(waveforms), batch_size):
         moments.add(ops.convert_to_numpy(front_end(waveforms[start : start + batch_size])), speakers[start : start + batch_size])
-    probabilities: np.ndarray | None = None
+    probabilities = np.zeros((len(waveforms), model.output_shape[-1]), np.float32)
     try:
         for speaker in sorted(set(speakers.tolist())):
             rows = np.flatnonzero(speakers == speaker)
@@ -201,13 +201,10 @@ def predict_by_speaker(
             layer.set_statistics(*(moments.moments([speaker]) if own else fallback))
             for start in range(0, len(rows), batch_size):
                 chosen = rows[start : start + batch_size]
-                scored = np.asarray(model.predict_on_batch(waveforms[chosen]))
-                if probabilities is None:
-                    probabilities = np.zeros((len(waveforms), scored.shape[-1]), np.float32)
-                probabilities[chosen] = scored
+                probabilities[chosen] = np.asarray(model.predict_on_batch(waveforms[chosen]))
     finally:
         layer.set_statistics(*fallback)
-    return probabilities if probabilities is not None else np.zeros((0, 0), np.float32)
+    return probabilities
 
 
 def pack(waveforms: Any, mean: Any, sd: Any) -> Any:
