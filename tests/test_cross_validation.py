@@ -5,10 +5,12 @@ import shutil
 
 import numpy as np
 import pytest
+import soundfile
 
 from kser.cross_validation import CV_CONFIG_FILE, CV_REPORT_FILE, FOLD_FILE
 from kser.evaluation import read_history
 from tests.cli_runner import assert_one_line_error, demo_records, run_kser
+from tests.synthetic import tone
 
 TINY = '{"conv_filters": [4, 8, 8], "proj_units": 16, "rnn_units": 8}'
 
@@ -147,6 +149,26 @@ def test_cross_corpus_scores_every_fold_model_without_training(cross_validated, 
     alike = run_kser(*cv_command(records, tmp_path / "other", f"--cross_corpus={records},{twin}"))
     assert_one_line_error(alike, "--cross_corpus names two records directories alike")
     assert not (tmp_path / "other").exists()
+
+
+def test_cross_corpus_that_the_models_cannot_score_is_refused_before_any_fold_trains(records, tmp_path):
+    """Another clip length, or a label the models will not know: one error line naming the folder and
+    what to rebuild, and no model directory written (the checks run before fold 0 trains)."""
+    longer = demo_records(tmp_path / "longer", ("--actors=2", "--sentences=1"), ("--split=none", "--clip_seconds=0.75", "--workers=1"))
+    refused = run_kser(*cv_command(records, tmp_path / "cv", f"--cross_corpus={longer}"))
+    assert_one_line_error(refused, str(longer), "12000 samples", "8000", "--clip_seconds")
+    assert not (tmp_path / "cv").exists()
+    audio = tmp_path / "bored" / "audio"
+    for label in ("ANG", "BOR"):
+        (audio / label).mkdir(parents=True)
+        for index in range(2):
+            soundfile.write(audio / label / f"s{index}.wav", tone(0.5, 200 + 50 * index, seed=index), 16_000, subtype="PCM_16")
+    bored = tmp_path / "bored" / "records"
+    built = run_kser("build-records", f"--data_dir={audio}", f"--output_dir={bored}", "--layout=folders", "--split=none", "--clip_seconds=0.5", "--workers=1")
+    assert built.returncode == 0, built.stderr[-3000:]
+    unknown = run_kser(*cv_command(records, tmp_path / "cv", f"--cross_corpus={bored}"))
+    assert_one_line_error(unknown, str(bored), "BOR", "--labels=ANG")
+    assert not (tmp_path / "cv").exists()
 
 
 def test_an_interrupted_cross_validation_resumes_with_the_missing_folds(cross_validated, records):

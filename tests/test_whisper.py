@@ -240,6 +240,14 @@ def test_augmentation_cannot_use_the_cache(preset: Path, records: Path, tmp_path
     assert_one_line_error(result, "feature cache", "--features_on=model")
 
 
+def test_speaker_norm_is_refused_for_a_pretrained_encoder(preset: Path, records: Path, tmp_path: Path) -> None:
+    """--speaker_norm normalises kser's log-mel; Whisper's encoder takes its own: one line, before any epoch."""
+    result = run_kser("train", "--arch=whisper", f"--preset={preset}", "--speaker_norm", f"--records_dir={records}", f"--model_dir={tmp_path / 'model'}", "--epochs=1")
+    assert_one_line_error(result, "--speaker_norm", "--arch=whisper")
+    assert "Epoch" not in result.stdout
+    assert not (tmp_path / "model").exists()
+
+
 def test_encoder_in_the_model_trains_with_augmentation(preset: Path, records: Path, tmp_path: Path) -> None:
     """--features_on=model runs the frozen encoder every step instead of caching, so the waveform
     augmentation can act (SpecAugment, which masks spectrograms, is left out)."""
