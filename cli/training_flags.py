@@ -41,6 +41,7 @@ flags.DEFINE_enum("pitch_method", None, list(AUGMENT_PITCH_METHODS), "Pitch-shif
 flags.DEFINE_float("reverb_prob", None, "Share of training clips put in a simulated room (reverberation)" + _RECIPE + ".")
 flags.DEFINE_float("channel_prob", None, "Share of training clips passed through a random channel (band limit, tilt)" + _RECIPE + ".")
 flags.DEFINE_float("codec_prob", None, "Share of training clips passed through a codec (mu-law, 4-8 bits)" + _RECIPE + ".")
+flags.DEFINE_float("crop_prob", None, "Share of training clips shortened to a random 1-3 s stretch, padded as the record builder pads a shorter recording" + _RECIPE + ".")
 flags.DEFINE_float("babble_prob", None, "Share of training clips mixed with other clips of the batch (babble, 5-20 dB SNR)" + _RECIPE + ".")
 flags.DEFINE_boolean("validate", True, "--novalidate: no validation clips (cross-validate: the validation fold's speakers train too); exactly --epochs epochs, no early stopping, the last weights kept.")
 flags.DEFINE_enum("features_on", _DEFAULTS.features_on, list(FEATURES_ON), "Where features are computed; auto = model on a GPU.")
@@ -60,7 +61,7 @@ flags.DEFINE_list("devices", [], "mirrored: the devices to use, e.g. GPU:0,GPU:1
 FLAGS = flags.FLAGS
 
 
-_AUGMENT_FLAGS = ("pitch_method", "reverb_prob", "channel_prob", "codec_prob", "babble_prob")  # AugmentConfig fields with a flag
+_AUGMENT_FLAGS = ("pitch_method", "reverb_prob", "channel_prob", "codec_prob", "babble_prob", "crop_prob")  # AugmentConfig fields with a flag
 
 
 def _augmentation() -> AugmentConfig | None:

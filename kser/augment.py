@@ -307,6 +307,27 @@ def mu_law_quantize(waveforms: Any, bits: Any) -> Any:
     return expanded * scale
 
 
+def crop_to_start(waveforms: Any, starts: Any, lengths: Any, noise_level: float, uniform: Any, normal: Any) -> Any:
+    """Each row's ``[starts[b], starts[b] + lengths[b])`` samples moved to the start, made zero mean
+    and unit variance over those samples, and the rest of the row filled with the record builder's
+    padding: zeros plus ``noise_level * uniform[b] * peak * normal[b]`` (kser.waveform.prepare on a
+    recording of ``lengths[b]`` samples). ``starts``, ``lengths`` int ``[batch]`` with
+    ``starts + lengths <= samples``; ``uniform`` [batch] in [0, 1); ``normal`` [batch, samples]."""
+    num_samples = _static_samples(waveforms)
+    x = ops.cast(waveforms, "float32")
+    index = ops.arange(num_samples, dtype="int32")[None, :]
+    kept = index < ops.cast(lengths, "int32")[:, None]
+    source = ops.minimum(index + ops.cast(starts, "int32")[:, None], num_samples - 1)
+    moved = ops.where(kept, ops.take_along_axis(x, source, axis=1), 0.0)
+    count = ops.maximum(ops.cast(lengths, "float32"), 1.0)[:, None]
+    centred = ops.where(kept, moved - ops.sum(moved, axis=1, keepdims=True) / count, 0.0)
+    sd = ops.sqrt(ops.sum(ops.square(centred), axis=1, keepdims=True) / count)
+    speech = centred / ops.where(sd > 1e-6, sd, 1.0)  # a silent stretch stays silent, as normalize() leaves it
+    peak = ops.maximum(ops.max(speech, axis=1, keepdims=True), 0.0)
+    padding = noise_level * ops.reshape(ops.cast(uniform, "float32"), (-1, 1)) * peak * ops.cast(normal, "float32")
+    return ops.where(kept, speech, padding)
+
+
 def range_mask(length: Any, starts: Any, widths: Any) -> Any:
     """Boolean ``[batch, length]``: True where ``starts[b, k] <= i < starts[b, k] + widths[b, k]``
     for any ``k`` (an iota compared against the ranges, no loop over the batch)."""
@@ -417,6 +438,10 @@ class WaveformAugment(_Augment):
     1c. babble (``babble_prob``): 1 to ``babble_talkers`` other clips of the batch (each scaled
        to the clip's power) summed and added at an SNR of ``U(babble_snr_db, babble_snr_db + 15)``
        dB (:func:`babble_of_batch`): other people talking;
+    1d. a shorter recording (``crop_prob``): a random ``U(crop_min_seconds, clip)`` s stretch of
+       the clip moved to the start, renormalised and padded as the record builder pads
+       (:func:`crop_to_start`), after the room and babble (which belong to the recording) and
+       before the gain (which its renormalisation would undo);
     2. gain (``gain_prob``): ``y * 10**(g / 20)``, ``g ~ U(-gain_db, gain_db)``;
     3. noise (``noise_prob``): the study's ``y + noise_level * U(0,1) * max(y) * N(0,1)``,
        ``max(y)`` the clip's peak after the gain (clipped at 0, as ``kser.waveform`` does),
@@ -473,6 +498,17 @@ class WaveformAugment(_Augment):
             talkers = 1.0 + ops.floor(keras.random.uniform((batch,), seed=seed) * config.babble_talkers)
             snr_db = keras.random.uniform((batch,), config.babble_snr_db, config.babble_snr_db + BABBLE_SNR_SPAN_DB, seed=seed)
             x = ops.where(apply[:, None], x + babble_of_batch(x, talkers, snr_db, config.babble_talkers), x)
+        if config.crop_active:
+            apply = _coin(batch, config.crop_prob, seed)
+            shortest = min(float(num_samples), config.crop_min_seconds * self.sample_rate)
+            lengths = ops.floor(keras.random.uniform((batch,), shortest, float(num_samples) + 1.0, seed=seed))
+            lengths = ops.minimum(lengths, float(num_samples))
+            starts = ops.floor(keras.random.uniform((batch,), seed=seed) * (float(num_samples) - lengths + 1.0))
+            starts = ops.minimum(starts, float(num_samples) - lengths)
+            cropped = crop_to_start(
+                x, starts, lengths, config.noise_level, keras.random.uniform((batch,), seed=seed), keras.random.normal((batch, num_samples), seed=seed)
+            )
+            x = ops.where(apply[:, None], cropped, x)
         if config.gain_active:
             apply = _coin(batch, config.gain_prob, seed)
             gain_db = keras.random.uniform((batch,), -config.gain_db, config.gain_db, seed=seed)

@@ -200,9 +200,14 @@ class AugmentConfig:
     babble_prob: float = dataclasses.field(default=0.0, metadata={ADDED_LATER: True})
     babble_talkers: int = dataclasses.field(default=3, metadata={ADDED_LATER: True})
     babble_snr_db: float = dataclasses.field(default=5.0, metadata={ADDED_LATER: True})
+    # Shorter recordings: a random stretch of U(crop_min_seconds, clip) s of the clip, moved to the start,
+    # renormalised and padded with peak-relative noise at noise_level, as the record builder prepares a
+    # recording shorter than the clip (other corpora's 1-3 s clips; RAVDESS's are all longer than 3 s).
+    crop_prob: float = dataclasses.field(default=0.0, metadata={ADDED_LATER: True})
+    crop_min_seconds: float = dataclasses.field(default=1.0, metadata={ADDED_LATER: True})
 
     def __post_init__(self) -> None:
-        for name in ("noise_prob", "gain_prob", "pitch_prob", "specaugment_prob", "reverb_prob", "channel_prob", "codec_prob", "babble_prob"):
+        for name in ("noise_prob", "gain_prob", "pitch_prob", "specaugment_prob", "reverb_prob", "channel_prob", "codec_prob", "babble_prob", "crop_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
@@ -217,6 +222,8 @@ class AugmentConfig:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         if not isinstance(self.codec_bits, int) or isinstance(self.codec_bits, bool) or not 2 <= self.codec_bits <= 8:
             raise ValueError(f"codec_bits must be a whole number in [2, 8], got {self.codec_bits!r}")
+        if not self.crop_min_seconds > 0:
+            raise ValueError(f"crop_min_seconds must be > 0, got {self.crop_min_seconds}")
         if not 0.1 <= self.reverb_rt60 <= 2.0:
             raise ValueError(f"reverb_rt60 must be in [0.1, 2.0] s, got {self.reverb_rt60}")
         if self.pitch_method not in AUGMENT_PITCH_METHODS:
@@ -261,10 +268,14 @@ class AugmentConfig:
         return self.enabled and self.codec_prob > 0
 
     @property
+    def crop_active(self) -> bool:
+        return self.enabled and self.crop_prob > 0
+
+    @property
     def waveform_active(self) -> bool:
         return (
             self.noise_active or self.gain_active or self.pitch_active or self.reverb_active or self.channel_active
-            or self.codec_active or self.babble_active
+            or self.codec_active or self.babble_active or self.crop_active
         )
 
     @property

@@ -22,6 +22,7 @@ from kser.augment import (  # noqa: E402
     WaveformAugment,
     babble_of_batch,
     channel_response,
+    crop_to_start,
     fft_convolve,
     mu_law_quantize,
     range_mask,
@@ -355,7 +356,7 @@ def test_runs_under_jax_backend() -> None:
         rng = np.random.default_rng(0)
         y = rng.standard_normal((4, 16000)).astype("float32")
         f = (1 + rng.uniform(size=(4, 300, 64, 3))).astype("float32")
-        wave, spec = WaveformAugment(seed=1, pitch_prob=1.0, reverb_prob=1.0, channel_prob=1.0, codec_prob=1.0, babble_prob=1.0), SpecAugment(seed=1)
+        wave, spec = WaveformAugment(seed=1, pitch_prob=1.0, reverb_prob=1.0, channel_prob=1.0, codec_prob=1.0, babble_prob=1.0, crop_prob=1.0), SpecAugment(seed=1)
         assert np.array_equal(np.asarray(wave(y)), y)
         a = np.asarray(wave(y, training=True))
         b = np.asarray(wave(y, training=True))
@@ -417,7 +418,8 @@ def test_room_and_channel_settings_are_stored_only_when_used() -> None:
     """Runs stored before these settings existed resume: at their defaults they are not written."""
     stored = to_dict(AugmentConfig())
     assert not {
-        "reverb_prob", "reverb_rt60", "channel_prob", "channel_tilt_db", "codec_prob", "codec_bits", "babble_prob", "babble_talkers", "babble_snr_db"
+        "reverb_prob", "reverb_rt60", "channel_prob", "channel_tilt_db", "codec_prob", "codec_bits", "babble_prob", "babble_talkers", "babble_snr_db",
+        "crop_prob", "crop_min_seconds",
     } & set(stored)
     assert from_dict(AugmentConfig, stored) == AugmentConfig()
     used = to_dict(AugmentConfig(reverb_prob=0.5))
@@ -459,6 +461,50 @@ def test_the_codec_augments_only_the_drawn_clips() -> None:
     assert WaveformAugment.from_config(layer.get_config()).augment_config.codec_bits == 4
     with pytest.raises(ValueError, match="codec_bits must be a whole number in"):
         AugmentConfig(codec_bits=1)
+
+
+def test_crop_to_start_is_the_record_builder_on_a_shorter_recording() -> None:
+    """Row b: samples [start, start + length) through kser.waveform's normalize and pad_or_trim, then
+    the builder's noise (level * u * peak * normal) where it padded; a silent stretch stays zeros."""
+    from kser.waveform import normalize, pad_or_trim
+
+    rng = np.random.default_rng(6)
+    y = (rng.standard_normal((3, 4000)) * [[0.1], [2.0], [1.0]] + [[0.0], [0.5], [0.0]]).astype("float32")
+    y[2, 1000:2500] = 0.0
+    starts, lengths = np.asarray([0, 1234, 1000]), np.asarray([4000, 1600, 1500])
+    uniform, normal = rng.uniform(size=3).astype("float32"), rng.standard_normal((3, 4000)).astype("float32")
+    ours = np.asarray(crop_to_start(y, starts, lengths, 0.035, uniform, normal))
+    for row in range(3):
+        speech, silent = normalize(y[row, starts[row] : starts[row] + lengths[row]])
+        padded = pad_or_trim(speech, 4000)
+        padding = 0.035 * uniform[row] * max(float(speech.max()), 0.0) * normal[row, lengths[row] :]
+        np.testing.assert_allclose(ours[row, : lengths[row]], padded[: lengths[row]], atol=1e-4)
+        np.testing.assert_allclose(ours[row, lengths[row] :], padding, atol=1e-5)
+        assert silent == (row == 2)
+    assert not ours[2].any()
+
+
+def test_shorter_clips_only_for_the_drawn_clips_and_at_least_the_shortest_length() -> None:
+    rng = np.random.default_rng(7)
+    y = rng.standard_normal((16, 8000)).astype("float32")
+    layer = WaveformAugment(dataclasses.replace(OFF, crop_prob=0.5, crop_min_seconds=0.25), seed=4, sample_rate=SR)
+    assert np.array_equal(np.asarray(layer(y)), y)
+    out = np.asarray(layer(y, training=True))
+    changed = ~np.isclose(out, y, atol=1e-6).all(axis=1)
+    assert 0 < changed.sum() < 16 and np.isfinite(out).all()
+    for row in np.flatnonzero(changed):
+        # the kept stretch is a piece of the clip, standardised: find it by correlation with the clip
+        head = out[row, : int(0.25 * SR)]
+        lag = int(np.argmax(np.correlate(y[row], head, mode="valid")))
+        assert np.corrcoef(y[row, lag : lag + head.size], head)[0, 1] > 0.9999
+    every = np.asarray(WaveformAugment(dataclasses.replace(OFF, crop_prob=1.0, crop_min_seconds=0.25), seed=5, sample_rate=SR)(y, training=True))
+    quiet_tail = np.abs(every[:, -200:]).max(axis=1) < 0.1 * np.abs(every).max(axis=1)
+    assert quiet_tail.any() and not quiet_tail.all()  # some clips cut short (padding noise <= 0.035 of the peak), some kept to the end
+    assert WaveformAugment.from_config(layer.get_config()).augment_config.crop_min_seconds == 0.25
+    with pytest.raises(ValueError, match="crop_prob must be a probability"):
+        AugmentConfig(crop_prob=2.0)
+    with pytest.raises(ValueError, match="crop_min_seconds must be > 0"):
+        AugmentConfig(crop_min_seconds=0.0)
 
 
 def test_babble_is_the_next_clips_at_the_asked_snr() -> None:

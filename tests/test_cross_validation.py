@@ -232,7 +232,7 @@ def test_a_fold_trained_with_other_settings_is_refused_not_reported(cross_valida
             _check_fold_run(fold, train, options)
 
 
-@pytest.mark.parametrize("flag, message", [("--parallel_folds=0", "--parallel_folds must be at least 1, got 0"), ("--channel_prob=1.5", "channel_prob must be a probability"), ("--babble_prob=-0.1", "babble_prob must be a probability"), ("--codec_prob=1.5", "codec_prob must be a probability")])
+@pytest.mark.parametrize("flag, message", [("--parallel_folds=0", "--parallel_folds must be at least 1, got 0"), ("--channel_prob=1.5", "channel_prob must be a probability"), ("--babble_prob=-0.1", "babble_prob must be a probability"), ("--codec_prob=1.5", "codec_prob must be a probability"), ("--crop_prob=1.5", "crop_prob must be a probability")])
 def test_bad_fold_and_augmentation_flags_are_one_line_before_anything_is_written(records, tmp_path, flag, message):
     assert_one_line_error(run_kser(*cv_command(records, tmp_path / "m", flag)), message)
     assert not (tmp_path / "m").exists()
