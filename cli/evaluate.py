@@ -17,6 +17,7 @@ flags.DEFINE_string("records_dir", None, "Records to evaluate on (kser build-rec
 flags.DEFINE_enum("split", EVAL_SPLIT, list(SPLITS), "Which split to score.")
 flags.DEFINE_string("output_dir", None, "Where the report goes (default MODEL_DIR/eval).")
 flags.DEFINE_integer("batch_size", EVAL_BATCH_SIZE, "Batch size for scoring.")
+flags.DEFINE_list("durations", [], "Also score each clip cut to its first seconds of speech, renormalised and padded as kser build-records pads a shorter recording, for these durations in seconds, e.g. 1,1.5,2: duration in report.json.")
 flags.DEFINE_list("noise_snr", [], "Also score the clips mixed with white noise and with babble (other speakers' clips) at these SNRs in dB, e.g. 20,10,5,0: robustness in report.json and robustness.png.")
 
 flags.DEFINE_enum("speaker_stats", "speaker", list(SPEAKER_STATS), "A --speaker_norm model: normalise each speaker with the statistics of its own clips in the split, or every clip with the training clips' (what predict and the exports do).")
@@ -47,8 +48,14 @@ def main(argv: list[str]) -> None:
         snrs = [float(value) for value in FLAGS.noise_snr]
     except ValueError:
         raise KserError(f"--noise_snr takes numbers in dB, e.g. 20,10,5,0; got {','.join(FLAGS.noise_snr)}") from None
+    try:
+        durations = [float(value) for value in FLAGS.durations]
+    except ValueError:
+        raise KserError(f"--durations takes seconds, e.g. 1,1.5,2; got {','.join(FLAGS.durations)}") from None
+    if any(not seconds > 0 for seconds in durations):
+        raise KserError(f"--durations must be > 0 s each; got {','.join(FLAGS.durations)}")
     split = _subset(FLAGS.records_dir, FLAGS.split, FLAGS.speakers)
-    report = evaluate(FLAGS.model_dir, FLAGS.records_dir, split, FLAGS.output_dir, FLAGS.batch_size, noise_snrs=snrs, speaker_stats=FLAGS.speaker_stats)
+    report = evaluate(FLAGS.model_dir, FLAGS.records_dir, split, FLAGS.output_dir, FLAGS.batch_size, noise_snrs=snrs, speaker_stats=FLAGS.speaker_stats, durations=durations)
     print(summary_table(report))
     figures = "confusion_matrix.png, training_curves.png" + (", robustness.png" if snrs else "")
     print(f"report: {FLAGS.output_dir or FLAGS.model_dir + '/eval'}/report.json (+ classification_report.txt, {figures})")

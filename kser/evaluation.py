@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -157,13 +157,15 @@ def evaluate(
     batch_size: int = EVAL_BATCH_SIZE,
     noise_snrs: Sequence[float] = (),
     speaker_stats: str = "speaker",
+    durations: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Score the trained model on ``split`` and write the report files; returns report.json's content.
 
     The records may hold fewer labels than the model knows (another corpus, ``--split=none``):
     labels are matched by name, ``classes_present`` lists the classes scored, and UAR and macro F1
     average over those classes only. ``noise_snrs`` (dB) adds UAR under white noise and babble at
-    each (kser.robustness): ``robustness`` in the report and ``robustness.png``. ``speaker_stats``:
+    each (kser.robustness): ``robustness`` in the report and ``robustness.png``; ``durations`` (s),
+    UAR on each clip cut to its first seconds of speech: ``duration``. ``speaker_stats``:
     :func:`predict_split`'s, for a speaker-normalised model.
     """
     from kser.plots import confusion_matrix_png, training_curves_png
@@ -202,6 +204,8 @@ def evaluate(
         report["among_records_labels"] = restricted
     if noise_snrs:
         report["robustness"] = robustness(model, info, records_dir, subset, noise_snrs, batch_size, speaker_stats)
+    if durations:
+        report["duration"] = by_duration(model, info, records_dir, subset, durations, batch_size, speaker_stats)
     write_json(output / "report.json", report)
     write_text(output / "classification_report.txt", classification_report_text(metrics, digits=3) + "\n")
     confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), info.label_names, output / "confusion_matrix.png", title=f"{info.arch} on {subset.label}")
@@ -217,6 +221,23 @@ def evaluate(
     return report
 
 
+def _scoring(model: Any, info: model_files.ModelInfo, records_dir: Path, subset: Subset, batch_size: int, speaker_stats: str) -> tuple[Any, np.ndarray, Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], dict[str, Any]]]:
+    """``(clips, labels in the model's space, predict, score)`` for scoring altered copies of ``subset``'s clips."""
+    from kser.pydataset import read_clips
+    from kser.speaker_norm import predict_by_speaker, speaker_normalization_of
+
+    clips = read_clips(records_dir, subset)
+    to_model = label_mapping(info.label_names, list(read_records_info(records_dir).label_names), records_dir)
+    by_speaker = speaker_stats == "speaker" and speaker_normalization_of(model) is not None
+
+    def predict(waveforms: np.ndarray) -> np.ndarray:
+        if by_speaker:  # each speaker's statistics from its altered clips
+            return predict_by_speaker(model, waveforms, clips.speakers, batch_size)
+        return np.concatenate([np.asarray(model.predict_on_batch(waveforms[start : start + batch_size])) for start in range(0, len(waveforms), batch_size)])
+
+    return clips, to_model[clips.labels], predict, lambda labels, probabilities: metrics_for(labels, probabilities, info.label_names)
+
+
 def robustness(
     model: Any,
     info: model_files.ModelInfo,
@@ -227,26 +248,29 @@ def robustness(
     speaker_stats: str = "speaker",
 ) -> dict[str, Any]:
     """UAR of ``model`` on ``subset``'s clips mixed with white noise and babble at each SNR (dB)."""
-    from kser.pydataset import read_clips
     from kser.robustness import BABBLE_TALKERS, NOISE_SEED, uar_under_noise
 
-    clips = read_clips(records_dir, subset)
-    to_model = label_mapping(info.label_names, list(read_records_info(records_dir).label_names), records_dir)
-
-    from kser.speaker_norm import predict_by_speaker, speaker_normalization_of
-
-    by_speaker = speaker_stats == "speaker" and speaker_normalization_of(model) is not None
-
-    def predict(waveforms: np.ndarray) -> np.ndarray:
-        if by_speaker:  # each speaker's statistics from its noisy clips
-            return predict_by_speaker(model, waveforms, clips.speakers, batch_size)
-        return np.concatenate([np.asarray(model.predict_on_batch(waveforms[start : start + batch_size])) for start in range(0, len(waveforms), batch_size)])
-
-    table = uar_under_noise(
-        predict, clips.waveforms(np.arange(len(clips))), to_model[clips.labels], clips.speakers, snrs,
-        lambda labels, probabilities: metrics_for(labels, probabilities, info.label_names),
-    )
+    clips, labels, predict, score = _scoring(model, info, records_dir, subset, batch_size, speaker_stats)
+    table = uar_under_noise(predict, clips.waveforms(np.arange(len(clips))), labels, clips.speakers, snrs, score)
     return {"snr_db": [float(snr) for snr in snrs], "babble_talkers": BABBLE_TALKERS, "seed": NOISE_SEED, **table}
+
+
+def by_duration(
+    model: Any,
+    info: model_files.ModelInfo,
+    records_dir: Path,
+    subset: Subset,
+    durations: Sequence[float],
+    batch_size: int = EVAL_BATCH_SIZE,
+    speaker_stats: str = "speaker",
+) -> dict[str, Any]:
+    """UAR of ``model`` on ``subset``'s clips cut to their first ``durations`` seconds of speech (kser.robustness.shortened)."""
+    from kser.robustness import NOISE_SEED, ONSET_TOP_DB, uar_by_duration
+
+    audio = read_records_info(records_dir).audio
+    clips, labels, predict, score = _scoring(model, info, records_dir, subset, batch_size, speaker_stats)
+    table = uar_by_duration(predict, clips.waveforms(np.arange(len(clips))), labels, durations, score, audio.sample_rate, audio.noise_level)
+    return {"seconds": [float(seconds) for seconds in durations], "uar": table, "onset_top_db": ONSET_TOP_DB, "noise_level": audio.noise_level, "seed": NOISE_SEED}
 
 
 def summary_table(report: dict[str, Any]) -> str:
@@ -274,4 +298,7 @@ def summary_table(report: dict[str, Any]) -> str:
         lines.append(f"UAR under noise ({' / '.join(snrs)} dB SNR; clean {report['uar']:.3f}):")
         for kind in NOISE_KINDS:
             lines.append(f"  {kind:<7} " + "  ".join(f"{report['robustness'][kind][snr]:.3f}" for snr in snrs))
+    if "duration" in report:
+        table = report["duration"]["uar"]
+        lines.append("UAR on the first seconds of speech: " + "  ".join(f"{seconds} s {uar:.3f}" for seconds, uar in table.items()) + f"  (whole clips {report['uar']:.3f})")
     return "\n".join(lines)

@@ -191,6 +191,15 @@ def test_evaluate_adds_uar_under_white_noise_and_babble(trained, records, tmp_pa
     assert "UAR under noise" in summary_table(report)
 
 
+def test_evaluate_adds_uar_on_the_first_seconds_of_speech(trained, records, tmp_path):
+    """Each asked duration is scored, written to report.json and summarised (one past the clips' length too)."""
+    report = evaluate(trained.model_dir, records, "test", output_dir=tmp_path / "eval", durations=(0.2, 30.0))
+    table = report["duration"]
+    assert table["seconds"] == [0.2, 30.0] and set(table["uar"]) == {"0.2", "30"} and 0.0 <= table["uar"]["0.2"] <= 1.0
+    assert json.loads((tmp_path / "eval" / "report.json").read_text())["duration"] == table
+    assert "UAR on the first seconds of speech: 0.2 s" in summary_table(report)
+
+
 def test_cli_train_and_evaluate_errors_are_one_line(tmp_path):
     result = run_kser("train", f"--records_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}")
     assert result.returncode == 1 and "Traceback" not in result.stderr and "no manifest.json" in result.stderr
@@ -201,6 +210,8 @@ def test_cli_train_and_evaluate_errors_are_one_line(tmp_path):
     assert_one_line_error(
         run_kser("evaluate", f"--records_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}", "--noise_snr=20,loud"), "--noise_snr takes numbers in dB"
     )
+    for durations, message in (("1,long", "--durations takes seconds"), ("1,0", "--durations must be > 0 s each")):
+        assert_one_line_error(run_kser("evaluate", f"--records_dir={tmp_path}", f"--model_dir={tmp_path / 'm'}", f"--durations={durations}"), message)
 
 
 def test_a_killed_run_resumes_where_it_stopped(records, tmp_path, monkeypatch):
