@@ -40,18 +40,20 @@ def _subset(records_dir: str, split: str, speakers: list[str]) -> Any:
     return Subset((split,), speakers=frozenset(speakers), name=f"{split} (speakers {' '.join(sorted(speakers))})")
 
 
+def _numbers(flag: str, what: str) -> list[float]:
+    """A list flag's values as numbers; KserError saying what it takes."""
+    try:
+        return [float(value) for value in FLAGS[flag].value]
+    except ValueError:
+        raise KserError(f"--{flag} takes {what}; got {','.join(FLAGS[flag].value)}") from None
+
+
 @reports_errors
 def main(argv: list[str]) -> None:
     from kser.evaluation import evaluate, summary_table
 
-    try:
-        snrs = [float(value) for value in FLAGS.noise_snr]
-    except ValueError:
-        raise KserError(f"--noise_snr takes numbers in dB, e.g. 20,10,5,0; got {','.join(FLAGS.noise_snr)}") from None
-    try:
-        durations = [float(value) for value in FLAGS.durations]
-    except ValueError:
-        raise KserError(f"--durations takes seconds, e.g. 1,1.5,2; got {','.join(FLAGS.durations)}") from None
+    snrs = _numbers("noise_snr", "numbers in dB, e.g. 20,10,5,0")
+    durations = _numbers("durations", "seconds, e.g. 1,1.5,2")
     if any(not seconds > 0 for seconds in durations):
         raise KserError(f"--durations must be > 0 s each; got {','.join(FLAGS.durations)}")
     split = _subset(FLAGS.records_dir, FLAGS.split, FLAGS.speakers)

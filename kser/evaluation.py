@@ -8,6 +8,7 @@ confusion_matrix.png and training_curves.png.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -15,10 +16,10 @@ import numpy as np
 
 from kser import model_dir as model_files
 from kser.atomic import write_json, write_text
-from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT, SPEAKER_STATS, to_dict
+from kser.config import EVAL_BATCH_SIZE, EVAL_SPLIT, SPEAKER_STATS, AudioConfig, to_dict
 from kser.data import Subset
 from kser.inputs import make_inputs
-from kser.records_info import read_records_info
+from kser.records_info import RecordsInfo, read_records_info
 from kser.output_dirs import check_writable, make_dir
 from kser.run_config import read_run_config
 from kser.errors import KserError
@@ -202,10 +203,12 @@ def evaluate(
     }
     if restricted is not None:
         report["among_records_labels"] = restricted
-    if noise_snrs:
-        report["robustness"] = robustness(model, info, records_dir, subset, noise_snrs, batch_size, speaker_stats)
-    if durations:
-        report["duration"] = by_duration(model, info, records_dir, subset, durations, batch_size, speaker_stats)
+    if noise_snrs or durations:
+        altered = AlteredClips.read(model, info, records_dir, records, subset, batch_size, speaker_stats)
+        if noise_snrs:
+            report["robustness"] = robustness(altered, noise_snrs)
+        if durations:
+            report["duration"] = by_duration(altered, durations, records.audio)
     write_json(output / "report.json", report)
     write_text(output / "classification_report.txt", classification_report_text(metrics, digits=3) + "\n")
     confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), info.label_names, output / "confusion_matrix.png", title=f"{info.arch} on {subset.label}")
@@ -221,55 +224,50 @@ def evaluate(
     return report
 
 
-def _scoring(model: Any, info: model_files.ModelInfo, records_dir: Path, subset: Subset, batch_size: int, speaker_stats: str) -> tuple[Any, np.ndarray, Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], dict[str, Any]]]:
-    """``(clips, labels in the model's space, predict, score)`` for scoring altered copies of ``subset``'s clips."""
-    from kser.pydataset import read_clips
-    from kser.speaker_norm import predict_by_speaker, speaker_normalization_of
+@dataclasses.dataclass(frozen=True)
+class AlteredClips:
+    """A split's clips read once, for scoring altered copies of them (noise, shorter recordings)."""
 
-    clips = read_clips(records_dir, subset)
-    to_model = label_mapping(info.label_names, list(read_records_info(records_dir).label_names), records_dir)
-    by_speaker = speaker_stats == "speaker" and speaker_normalization_of(model) is not None
+    waveforms: np.ndarray  # [clips, samples] as the records hold them
+    labels: np.ndarray  # in the model's label space
+    speakers: np.ndarray
+    predict: Callable[[np.ndarray], np.ndarray]  # waveforms -> probabilities
+    score: Callable[[np.ndarray, np.ndarray], dict[str, Any]]  # (labels, probabilities) -> the report's metrics
 
-    def predict(waveforms: np.ndarray) -> np.ndarray:
-        if by_speaker:  # each speaker's statistics from its altered clips
-            return predict_by_speaker(model, waveforms, clips.speakers, batch_size)
-        return np.concatenate([np.asarray(model.predict_on_batch(waveforms[start : start + batch_size])) for start in range(0, len(waveforms), batch_size)])
+    @classmethod
+    def read(cls, model: Any, info: model_files.ModelInfo, records_dir: Path, records: RecordsInfo, subset: Subset, batch_size: int, speaker_stats: str) -> "AlteredClips":
+        from kser.pydataset import read_clips
+        from kser.speaker_norm import predict_by_speaker, speaker_normalization_of
 
-    return clips, to_model[clips.labels], predict, lambda labels, probabilities: metrics_for(labels, probabilities, info.label_names)
+        clips = read_clips(records_dir, subset, records)
+        to_model = label_mapping(info.label_names, list(records.label_names), records_dir)
+        by_speaker = speaker_stats == "speaker" and speaker_normalization_of(model) is not None
+
+        def predict(waveforms: np.ndarray) -> np.ndarray:
+            if by_speaker:  # each speaker's statistics from its altered clips
+                return predict_by_speaker(model, waveforms, clips.speakers, batch_size)
+            return np.concatenate([np.asarray(model.predict_on_batch(waveforms[start : start + batch_size])) for start in range(0, len(waveforms), batch_size)])
+
+        return cls(
+            clips.waveforms(np.arange(len(clips))), to_model[clips.labels], clips.speakers, predict,
+            lambda labels, probabilities: metrics_for(labels, probabilities, info.label_names),
+        )
 
 
-def robustness(
-    model: Any,
-    info: model_files.ModelInfo,
-    records_dir: Path,
-    subset: Subset,
-    snrs: Sequence[float],
-    batch_size: int = EVAL_BATCH_SIZE,
-    speaker_stats: str = "speaker",
-) -> dict[str, Any]:
-    """UAR of ``model`` on ``subset``'s clips mixed with white noise and babble at each SNR (dB)."""
+def robustness(clips: AlteredClips, snrs: Sequence[float]) -> dict[str, Any]:
+    """UAR on ``clips`` mixed with white noise and babble at each SNR (dB)."""
     from kser.robustness import BABBLE_TALKERS, NOISE_SEED, uar_under_noise
 
-    clips, labels, predict, score = _scoring(model, info, records_dir, subset, batch_size, speaker_stats)
-    table = uar_under_noise(predict, clips.waveforms(np.arange(len(clips))), labels, clips.speakers, snrs, score)
+    table = uar_under_noise(clips.predict, clips.waveforms, clips.labels, clips.speakers, snrs, clips.score)
     return {"snr_db": [float(snr) for snr in snrs], "babble_talkers": BABBLE_TALKERS, "seed": NOISE_SEED, **table}
 
 
-def by_duration(
-    model: Any,
-    info: model_files.ModelInfo,
-    records_dir: Path,
-    subset: Subset,
-    durations: Sequence[float],
-    batch_size: int = EVAL_BATCH_SIZE,
-    speaker_stats: str = "speaker",
-) -> dict[str, Any]:
-    """UAR of ``model`` on ``subset``'s clips cut to their first ``durations`` seconds of speech (kser.robustness.shortened)."""
+def by_duration(clips: AlteredClips, durations: Sequence[float], audio: AudioConfig) -> dict[str, Any]:
+    """UAR on ``clips`` cut to their first ``durations`` seconds of speech (kser.robustness.shortened),
+    padded as records of ``audio`` (its sample rate and noise level) were."""
     from kser.robustness import NOISE_SEED, ONSET_TOP_DB, uar_by_duration
 
-    audio = read_records_info(records_dir).audio
-    clips, labels, predict, score = _scoring(model, info, records_dir, subset, batch_size, speaker_stats)
-    table = uar_by_duration(predict, clips.waveforms(np.arange(len(clips))), labels, durations, score, audio.sample_rate, audio.noise_level)
+    table = uar_by_duration(clips.predict, clips.waveforms, clips.labels, durations, clips.score, audio.sample_rate, audio.noise_level)
     return {"seconds": [float(seconds) for seconds in durations], "uar": table, "onset_top_db": ONSET_TOP_DB, "noise_level": audio.noise_level, "seed": NOISE_SEED}
 
 
